@@ -1,0 +1,52 @@
+/**
+ * Compares the rules we want with what iptables-save shows and writes the iptables-restore input that
+ * repairs the difference (nothing when they match). Pure, so it is tested on text.
+ */
+import { type ChainRules, jumpRule } from "./traffic-rules.js";
+
+/** The "-A CHAIN spec" lines of one table in iptables-save output, by chain. */
+export function rulesByChain(saveOutput: string, table: string): Map<string, string[]> {
+  const chains = new Map<string, string[]>();
+  let inTable = false;
+  for (const line of saveOutput.split("\n")) {
+    if (line.startsWith("*")) inTable = line.slice(1).trim() === table;
+    else if (inTable && line.startsWith(":")) {
+      const name = line.slice(1).split(" ")[0]!;
+      if (!chains.has(name)) chains.set(name, []);
+    } else if (inTable && line.startsWith("-A ")) {
+      const rest = line.slice(3);
+      const space = rest.indexOf(" ");
+      const chain = rest.slice(0, space);
+      const list = chains.get(chain) ?? [];
+      list.push(rest.slice(space + 1));
+      chains.set(chain, list);
+    }
+  }
+  return chains;
+}
+
+/**
+ * The iptables-restore --noflush input that makes `want` true, or undefined if it already is.
+ * Re-declaring our chain flushes it, so rules of an old subnet go too; stray rules with our comment in
+ * the parent chain (older flanneld put masquerade rules there) are deleted.
+ */
+export function repairInput(saveOutput: string, want: ChainRules): string | undefined {
+  const chains = rulesByChain(saveOutput, want.table);
+  const ours = chains.get(want.chain);
+  const parent = chains.get(want.parent) ?? [];
+  const jump = jumpRule(want);
+  const marker = `--comment "${want.comment}"`;
+  const strays = parent.filter((spec) => spec !== jump && spec.includes(marker));
+  const jumps = parent.filter((spec) => spec === jump).length;
+  const chainOk =
+    ours !== undefined && ours.length === want.rules.length && ours.every((r, i) => r === want.rules[i]);
+  if (chainOk && strays.length === 0 && jumps === 1) return undefined;
+
+  const lines = [`*${want.table}`, `:${want.chain} - [0:0]`];
+  for (const spec of strays) lines.push(`-D ${want.parent} ${spec}`);
+  for (let i = 1; i < jumps; i++) lines.push(`-D ${want.parent} ${jump}`);
+  if (jumps === 0) lines.push(`-A ${want.parent} ${jump}`);
+  for (const rule of want.rules) lines.push(`-A ${want.chain} ${rule}`);
+  lines.push("COMMIT", "");
+  return lines.join("\n");
+}

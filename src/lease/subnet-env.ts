@@ -1,0 +1,76 @@
+/**
+ * /run/flannel/subnet.env, which the CNI plugin and other tools read. The text is byte-identical to what
+ * flanneld writes for the same lease; the file is replaced atomically so readers never see half of it.
+ */
+import { mkdir, open, readFile, rename } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { formatIP } from "../ip/ip-address.js";
+import { firstHost, formatCIDR, type IPNetwork, parseCIDR } from "../ip/ip-network.js";
+
+export interface SubnetEnv {
+  readonly network: IPNetwork | undefined;
+  readonly subnet: IPNetwork | undefined;
+  readonly ipv6Network: IPNetwork | undefined;
+  readonly ipv6Subnet: IPNetwork | undefined;
+  readonly mtu: number;
+  readonly ipMasq: boolean;
+}
+
+/** The subnet as written in subnet.env: its first host address with the subnet's prefix. */
+function gatewayCIDR(subnet: IPNetwork): string {
+  return `${formatIP(firstHost(subnet))}/${subnet.prefixLen}`;
+}
+
+export function formatSubnetEnv(env: SubnetEnv): string {
+  let text = "";
+  if (env.network && env.subnet) {
+    text += `FLANNEL_NETWORK=${formatCIDR(env.network)}\nFLANNEL_SUBNET=${gatewayCIDR(env.subnet)}\n`;
+  }
+  if (env.ipv6Network && env.ipv6Subnet) {
+    text += `FLANNEL_IPV6_NETWORK=${formatCIDR(env.ipv6Network)}\nFLANNEL_IPV6_SUBNET=${gatewayCIDR(env.ipv6Subnet)}\n`;
+  }
+  return `${text}FLANNEL_MTU=${env.mtu}\nFLANNEL_IPMASQ=${env.ipMasq}\n`;
+}
+
+/** Writes via a hidden temp file in the same directory, fsynced, then renamed over the target. */
+export async function writeSubnetEnv(path: string, env: SubnetEnv): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  const temp = join(dir, `.${basename(path)}`);
+  const file = await open(temp, "w", 0o644);
+  try {
+    await file.writeFile(formatSubnetEnv(env));
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(temp, path);
+}
+
+/** The subnets a previous run wrote, used to ask for the same ones again; undefined parts when absent. */
+export async function readPreviousSubnets(
+  path: string,
+): Promise<{ subnet: IPNetwork | undefined; ipv6Subnet: IPNetwork | undefined }> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch {
+    return { subnet: undefined, ipv6Subnet: undefined };
+  }
+  const vars = parseEnvLines(text);
+  // parseCIDR masks the host part, so "10.244.63.1/24" gives back the subnet 10.244.63.0/24.
+  const toNetwork = (value: string | undefined) => (value === undefined ? undefined : parseCIDR(value));
+  return {
+    subnet: toNetwork(vars.get("FLANNEL_SUBNET")),
+    ipv6Subnet: toNetwork(vars.get("FLANNEL_IPV6_SUBNET")),
+  };
+}
+
+export function parseEnvLines(text: string): Map<string, string> {
+  const vars = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const eq = line.indexOf("=");
+    if (eq > 0 && !line.startsWith("#")) vars.set(line.slice(0, eq).trim(), line.slice(eq + 1).trim());
+  }
+  return vars;
+}

@@ -1,0 +1,77 @@
+/**
+ * The cluster's leases as last seen in the store, keyed by subnet key. Values someone else wrote badly
+ * are kept apart (their subnets still count as taken) and reported once each, never dropped silently.
+ */
+
+import type { Lease } from "../lease/lease.js";
+import { decodeLeaseAttrs, LeaseDecodeError } from "../lease/lease-json.js";
+import { parseSubnetKey, type SubnetPair } from "../lease/lease-key.js";
+
+export interface RawLease {
+  /** The key below <prefix>/subnets/, e.g. "10.244.4.0-24". */
+  readonly subnetKey: string;
+  readonly value: string;
+  readonly reservation: boolean;
+}
+
+export type DecodedLease =
+  | { ok: true; lease: Lease }
+  | { ok: false; subnets: SubnetPair | undefined; reason: string };
+
+export function decodeRawLease(raw: RawLease): DecodedLease {
+  const subnets = parseSubnetKey(raw.subnetKey);
+  if (!subnets) {
+    return { ok: false, subnets, reason: "the key is not a subnet in flannel's form (like 10.244.4.0-24)" };
+  }
+  try {
+    const attrs = decodeLeaseAttrs(raw.value);
+    return { ok: true, lease: { key: raw.subnetKey, ...subnets, attrs, reservation: raw.reservation } };
+  } catch (err) {
+    if (err instanceof LeaseDecodeError) return { ok: false, subnets, reason: err.message };
+    throw err;
+  }
+}
+
+export class LeaseTable {
+  readonly leases = new Map<string, Lease>();
+  /** Keys whose value could not be read, with why. */
+  readonly invalid = new Map<string, { subnets: SubnetPair | undefined; reason: string; value: string }>();
+
+  /** Records a put; returns a warning the first time a given bad value is seen. */
+  put(raw: RawLease): string | undefined {
+    const decoded = decodeRawLease(raw);
+    if (decoded.ok) {
+      this.invalid.delete(raw.subnetKey);
+      this.leases.set(raw.subnetKey, decoded.lease);
+      return undefined;
+    }
+    this.leases.delete(raw.subnetKey);
+    const seen = this.invalid.get(raw.subnetKey);
+    this.invalid.set(raw.subnetKey, { subnets: decoded.subnets, reason: decoded.reason, value: raw.value });
+    if (seen && seen.value === raw.value) return undefined;
+    return `ignoring lease ${raw.subnetKey}: ${decoded.reason}; its subnet stays reserved (fix or delete that key)`;
+  }
+
+  delete(subnetKey: string): void {
+    this.leases.delete(subnetKey);
+    this.invalid.delete(subnetKey);
+  }
+
+  /** Replaces everything with a fresh list; returns the warnings for bad values not reported before. */
+  replaceAll(raws: RawLease[]): string[] {
+    const keep = new Set(raws.map((r) => r.subnetKey));
+    for (const key of [...this.leases.keys(), ...this.invalid.keys()]) if (!keep.has(key)) this.delete(key);
+    const warnings: string[] = [];
+    for (const raw of raws) {
+      const warning = this.put(raw);
+      if (warning) warnings.push(warning);
+    }
+    return warnings;
+  }
+
+  /** Subnets held by anyone, including keys whose value is unreadable. */
+  *heldSubnets(): Generator<SubnetPair> {
+    yield* this.leases.values();
+    for (const { subnets } of this.invalid.values()) if (subnets) yield subnets;
+  }
+}

@@ -1,0 +1,89 @@
+/** Pure choices about subnets: which ones fit the config, and which free one to take. */
+import type { FamilyConfig, NetworkConfig } from "../config/network-config.js";
+import {
+  formatCIDR,
+  type IPNetwork,
+  networkContains,
+  networksOverlap,
+  subnetsInRange,
+} from "../ip/ip-network.js";
+import type { SubnetPair } from "../lease/lease-key.js";
+
+/** Like flannel, look at no more than this many free subnets before picking one at random. */
+const CANDIDATES = 100;
+
+export function fitsFamily(family: FamilyConfig | undefined, subnet: IPNetwork | undefined): boolean {
+  if (!family) return subnet === undefined;
+  if (!subnet) return false;
+  return (
+    subnet.family === family.network.family &&
+    subnet.prefixLen === family.subnetLen &&
+    networkContains(family.network, { family: subnet.family, value: subnet.ip }) &&
+    subnet.ip >= family.subnetMin.value &&
+    subnet.ip <= family.subnetMax.value
+  );
+}
+
+/** Whether a lease's subnets are ones this config could have handed out. */
+export function fitsConfig(
+  config: NetworkConfig,
+  subnet: IPNetwork | undefined,
+  ipv6Subnet: IPNetwork | undefined,
+): boolean {
+  return fitsFamily(config.ipv4, subnet) && fitsFamily(config.ipv6, ipv6Subnet);
+}
+
+/** Subnets already held, for one family, with a fast exact lookup and a slow path for odd sizes. */
+export class TakenSubnets {
+  private readonly exact = new Set<string>();
+  private readonly byPrefixLen = new Map<number, IPNetwork[]>();
+
+  constructor(networks: Iterable<IPNetwork | undefined>) {
+    for (const net of networks) {
+      if (!net) continue;
+      this.exact.add(formatCIDR(net));
+      const group = this.byPrefixLen.get(net.prefixLen) ?? [];
+      group.push(net);
+      this.byPrefixLen.set(net.prefixLen, group);
+    }
+  }
+
+  isTaken(candidate: IPNetwork): boolean {
+    if (this.exact.has(formatCIDR(candidate))) return true;
+    // A reservation of another size may still cover the candidate (or lie inside it).
+    for (const [prefixLen, group] of this.byPrefixLen) {
+      if (prefixLen === candidate.prefixLen) continue;
+      if (group.some((net) => networksOverlap(net, candidate))) return true;
+    }
+    return false;
+  }
+}
+
+/** A free subnet, chosen at random among the first free ones, or undefined when the range is full. */
+export function chooseFreeSubnet(
+  family: FamilyConfig,
+  taken: TakenSubnets,
+  random: () => number = Math.random,
+): IPNetwork | undefined {
+  const free: IPNetwork[] = [];
+  for (const candidate of subnetsInRange(
+    family.network.family,
+    family.subnetMin.value,
+    family.subnetMax.value,
+    family.subnetLen,
+  )) {
+    if (!taken.isTaken(candidate)) free.push(candidate);
+    if (free.length >= CANDIDATES) break;
+  }
+  if (free.length === 0) return undefined;
+  return free[Math.floor(random() * free.length)];
+}
+
+/** Subnets held by the given leases, split by family. */
+export function takenBy(held: Iterable<SubnetPair>): { v4: TakenSubnets; v6: TakenSubnets } {
+  const list = [...held];
+  return {
+    v4: new TakenSubnets(list.map((l) => l.subnet)),
+    v6: new TakenSubnets(list.map((l) => l.ipv6Subnet)),
+  };
+}
