@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   iproute2 iptables nftables    # kernel plumbing weftd drives and the tests inspect
+  iputils-ping                  # connectivity checks in the lab
   etcd-server etcd-client       # the store (etcd 3.4) and etcdctl for tests
   iperf3                        # traffic in lab tests
   containernetworking-plugins   # bridge/host-local/portmap for the CNI plugin
