@@ -1,0 +1,31 @@
+// Loads the native half (native/netlink.c): sockets, send and a readable-poll; nothing else.
+import { createRequire } from "node:module";
+
+export interface NetlinkAddon {
+  /**
+   * Opens an AF_NETLINK socket bound to `groups`, inside `netnsPath` when given, with a receive
+   * buffer of `rcvbuf` bytes (8 MiB by default). Returns the fd.
+   */
+  open(protocol: number, groups: number, netnsPath?: string | null, rcvbuf?: number): number;
+  addMembership(fd: number, group: number): void;
+  /** Sends one datagram to the kernel; throws an Error with .code (e.g. "EAGAIN") on failure. */
+  send(fd: number, buf: Uint8Array): number;
+  /** Delivers received datagrams in batches; err is an errno name such as "ENOBUFS" (events lost). */
+  poll(fd: number, callback: (err: string | null, datagrams: Buffer[]) => void): void;
+  unpoll(fd: number): void;
+  close(fd: number): void;
+  /** Moves the calling (main) thread into the network namespace at `path`. */
+  enterNetns(path: string): void;
+}
+
+let loaded: NetlinkAddon | undefined;
+
+/** The addon, loaded on first use so that pure codec users never need the compiled module. */
+export function addon(): NetlinkAddon {
+  if (loaded === undefined) {
+    // Compiled to dist/src/netlink/addon.js; the module is built to build/Release at the repo root.
+    const require = createRequire(import.meta.url);
+    loaded = require("../../../build/Release/weft_netlink.node") as NetlinkAddon;
+  }
+  return loaded;
+}
