@@ -1,0 +1,104 @@
+/** The vxlan backend: one device per enabled family, peers reached through VXLAN (or directly on our L2). */
+import type { Lease, LeaseAttrs } from "../../lease/lease.js";
+import type { RtNetlink } from "../../netlink/index.js";
+import { UserError } from "../../user-error.js";
+import type { Backend, BackendContext, DesiredPeers } from "../backend.js";
+import { makeVxlanBackendData, readVtepMac } from "./vxlan-backend-data.js";
+import { parseVxlanConfig, type VxlanConfig, vxlanDeviceName, vxlanOverhead } from "./vxlan-config.js";
+import { type VxlanFamilyPlan, vxlanDesiredState } from "./vxlan-desired.js";
+import { ensureVtepAddress, ensureVxlanDevice, type VxlanDeviceSpec } from "./vxlan-device.js";
+
+export class VxlanBackend implements Backend {
+  readonly type = "vxlan";
+  private readonly settings: VxlanConfig;
+  private readonly families: VxlanFamilyPlan[];
+  /** MACs we publish, per family, so a device made anew gets the same one. */
+  private readonly macs = new Map<4 | 6, string>();
+
+  constructor(
+    private readonly context: BackendContext,
+    private readonly netlink: RtNetlink,
+  ) {
+    this.settings = parseVxlanConfig(context.config.backend);
+    this.families = [];
+    if (context.config.ipv4) this.families.push({ family: 4, device: vxlanDeviceName(4, this.settings.vni) });
+    if (context.config.ipv6) this.families.push({ family: 6, device: vxlanDeviceName(6, this.settings.vni) });
+  }
+
+  get ownedDevices(): string[] {
+    return this.families.map((f) => f.device);
+  }
+
+  get routeDevices(): string[] {
+    return [...this.ownedDevices, this.context.extIface.name];
+  }
+
+  private deviceSpec(family: 4 | 6, device: string): VxlanDeviceSpec {
+    const ext = this.context.extIface;
+    const local = family === 4 ? ext.ipv4 : ext.ipv6;
+    if (!local)
+      throw new UserError(
+        `the external interface ${ext.name} has no IPv${family} address for the vxlan device`,
+      );
+    const mtu = this.settings.mtu || ext.mtu - vxlanOverhead(family);
+    return {
+      name: device,
+      vni: this.settings.vni,
+      local,
+      devIndex: ext.index,
+      port: this.settings.port,
+      learning: this.settings.learning,
+      gbp: this.settings.gbp,
+      mtu,
+      mac: this.macs.get(family),
+    };
+  }
+
+  async setUp(): Promise<{ attrs: LeaseAttrs; mtu: number }> {
+    const data = new Map<4 | 6, unknown>();
+    // flanneld reports the IPv4 device's MTU when IPv4 is on (1450, not the IPv6 device's 1430).
+    let mtu = 0;
+    for (const { family, device } of this.families) {
+      const spec = this.deviceSpec(family, device);
+      const { link, created } = await ensureVxlanDevice(this.netlink, spec, this.context.log);
+      this.context.log(
+        `${created ? "created" : "kept"} vxlan device ${device} (VNI ${spec.vni}, MAC ${link.mac})`,
+      );
+      if (!link.mac) throw new Error(`vxlan device ${device} has no MAC address`);
+      this.macs.set(family, link.mac);
+      data.set(family, makeVxlanBackendData(this.settings.vni, link.mac));
+      if (mtu === 0) mtu = link.mtu;
+    }
+    const ext = this.context.extIface;
+    return {
+      attrs: {
+        publicIP: this.context.config.ipv4 ? ext.publicIP : undefined,
+        publicIPv6: this.context.config.ipv6 ? ext.publicIPv6 : undefined,
+        backendType: "vxlan",
+        backendData: data.get(4),
+        backendV6Data: data.get(6),
+      },
+      mtu,
+    };
+  }
+
+  async attachLease(lease: Lease): Promise<void> {
+    for (const { family, device } of this.families) {
+      // Publish the MAC the lease carries, so a device deleted by hand comes back with it.
+      const published = readVtepMac(family === 4 ? lease.attrs.backendData : lease.attrs.backendV6Data);
+      if ("mac" in published) this.macs.set(family, published.mac);
+      const { link, created } = await ensureVxlanDevice(
+        this.netlink,
+        this.deviceSpec(family, device),
+        this.context.log,
+      );
+      if (created) this.context.log(`re-created vxlan device ${device} with MAC ${link.mac}`);
+      const subnet = family === 4 ? lease.subnet : lease.ipv6Subnet;
+      if (subnet) await ensureVtepAddress(this.netlink, link.index, subnet);
+    }
+  }
+
+  desiredState(own: Lease, peers: Iterable<Lease>): DesiredPeers {
+    return vxlanDesiredState(own, peers, this.families, this.settings.directRouting, this.context.extIface);
+  }
+}

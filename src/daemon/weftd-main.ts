@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+/** The weftd command: flags, then the daemon; operator errors print one line, never a stack trace. */
+import { readFileSync } from "node:fs";
+import { describeError } from "../user-error.js";
+import { Daemon } from "./daemon.js";
+import { type Flags, parseFlags, usage } from "./flags.js";
+import { createLogger } from "./logger.js";
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  };
+  return `weft ${pkg.version} (flanneld-compatible)`;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`weftd: ${message}\n`);
+  process.exit(1);
+}
+
+async function main(): Promise<void> {
+  let flags: Flags;
+  try {
+    flags = parseFlags(process.argv.slice(2), process.env);
+  } catch (err) {
+    fail(describeError(err));
+  }
+  if (flags.bool("help")) {
+    process.stdout.write(usage("weftd"));
+    return;
+  }
+  if (flags.bool("version")) {
+    process.stdout.write(`${version()}\n`);
+    return;
+  }
+  const log = createLogger(flags.int("v"));
+  if (flags.rest.length > 0) log.warn(`ignoring arguments after the flags: ${flags.rest.join(" ")}`);
+
+  let stopping = false;
+  const daemon = new Daemon(flags, log, (err) => {
+    log.error(describeError(err));
+    void daemon.stop().finally(() => process.exit(1));
+  });
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`received ${signal}; exiting and leaving the datapath in place`);
+    void daemon.stop().finally(() => process.exit(0));
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+  try {
+    await daemon.start();
+  } catch (err) {
+    if (stopping) return;
+    log.error(describeError(err));
+    await daemon.stop().catch(() => undefined);
+    process.exit(1);
+  }
+}
+
+main().catch((err) => fail(describeError(err)));
