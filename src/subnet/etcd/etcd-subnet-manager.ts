@@ -81,7 +81,8 @@ export class EtcdSubnetManager implements SubnetManager {
   private async tryAcquire(config: NetworkConfig, request: LeaseRequest): Promise<Lease | undefined> {
     const { values } = await this.store.list(this.subnetsPrefix);
     const table = new LeaseTable();
-    for (const warning of table.replaceAll(values.map((v) => this.toRaw(v)))) this.options.log(warning);
+    // Bad values are reported by the watch, which sees the same keys; here they only count as taken.
+    table.replaceAll(values.map((v) => this.toRaw(v)));
 
     const mine = [...table.leases.values()].find((l) => carriesOurAddress(l, request.attrs));
     if (mine) {
