@@ -1,0 +1,96 @@
+/**
+ * dataDir/<containerID>: the delegate config saved by ADD so DEL can replay it after the subnet.env or the
+ * network config changed. The file is complete or absent: written to a temp name, fsynced, then renamed.
+ */
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { join } from "node:path";
+import { errnoCode } from "./go-errors.js";
+
+export function scratchPath(dataDir: string, containerID: string): string {
+  return join(dataDir, containerID);
+}
+
+function writeAll(fd: number, data: Buffer): void {
+  let done = 0;
+  while (done < data.length) done += writeSync(fd, data, done, data.length - done);
+}
+
+export function saveScratch(dataDir: string, containerID: string, bytes: string): void {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const path = scratchPath(dataDir, containerID);
+  // Container IDs start with an alphanumeric, so a dot-name can never collide with a real entry.
+  const temp = scratchPath(dataDir, `.${containerID}.${process.pid}.tmp`);
+  const fd = openSync(temp, "w", 0o600);
+  try {
+    writeAll(fd, Buffer.from(bytes, "utf8"));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(temp, path);
+  } catch (err) {
+    removeQuietly(temp);
+    throw err;
+  }
+  syncDir(dataDir);
+}
+
+/** The saved bytes, or undefined when there are none (DEL of an unknown container succeeds). */
+export function readScratch(dataDir: string, containerID: string): Buffer | undefined {
+  try {
+    return readFileSync(scratchPath(dataDir, containerID));
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+    throw err;
+  }
+}
+
+export function removeScratch(dataDir: string, containerID: string): void {
+  removeQuietly(scratchPath(dataDir, containerID));
+}
+
+/** Container IDs with a saved config (hidden temp files excluded). */
+export function listScratch(dataDir: string): string[] {
+  try {
+    return readdirSync(dataDir, { withFileTypes: true })
+      .filter((e) => e.isFile() && !e.name.startsWith("."))
+      .map((e) => e.name);
+  } catch (err) {
+    if (errnoCode(err) === "ENOENT") return [];
+    throw err;
+  }
+}
+
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // Already gone, or not ours to remove: per spec DEL carries on.
+  }
+}
+
+/** Makes the rename durable; a failure here does not undo a written file. */
+function syncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, "r");
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // Some filesystems refuse fsync on directories; the file itself is already synced.
+  }
+}

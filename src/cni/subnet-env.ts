@@ -1,0 +1,120 @@
+/**
+ * Reads /run/flannel/subnet.env as upstream's plugin does: KEY=VALUE lines, unknown keys ignored, the last
+ * of a repeated key wins, networks may be comma-separated lists (duplicates dropped). Errors carry Go's
+ * wording so the operator sees what upstream would have shown.
+ */
+import { readFileSync } from "node:fs";
+import { goPathError, goQuote } from "./go-errors.js";
+import { type GoIpNet, parseGoCidr, sameNetwork } from "./ip-cidr.js";
+
+export interface FlannelSubnetEnv {
+  readonly networks: readonly GoIpNet[];
+  readonly subnet: GoIpNet | undefined;
+  readonly ipv6Networks: readonly GoIpNet[];
+  readonly ipv6Subnet: GoIpNet | undefined;
+  readonly mtu: number;
+  readonly ipMasq: boolean;
+}
+
+/** Thrown when subnet.env is missing, unreadable or incomplete; `missing` is set when it does not exist. */
+export class SubnetEnvError extends Error {
+  readonly missing: boolean;
+
+  constructor(message: string, missing: boolean) {
+    super(message);
+    this.name = "SubnetEnvError";
+    this.missing = missing;
+  }
+}
+
+function parseNetworkList(value: string): GoIpNet[] {
+  const out: GoIpNet[] = [];
+  for (const cidr of value.split(",")) {
+    const net = parseGoCidr(cidr);
+    if (!out.some((seen) => sameNetwork(seen, net))) out.push(net);
+  }
+  return out;
+}
+
+/** strconv.ParseUint(s, 10, 32). */
+function parseUint32(value: string): number {
+  if (!/^[0-9]+$/.test(value))
+    throw new Error(`strconv.ParseUint: parsing ${goQuote(value)}: invalid syntax`);
+  const n = Number(value);
+  if (n > 0xffffffff) throw new Error(`strconv.ParseUint: parsing ${goQuote(value)}: value out of range`);
+  return n;
+}
+
+export function parseSubnetEnv(text: string, path: string): FlannelSubnetEnv {
+  let networks: GoIpNet[] = [];
+  let ipv6Networks: GoIpNet[] = [];
+  let subnet: GoIpNet | undefined;
+  let ipv6Subnet: GoIpNet | undefined;
+  let mtu: number | undefined;
+  let ipMasq: boolean | undefined;
+  const lines = text.split("\n");
+  if (lines[lines.length - 1] === "") lines.pop();
+  for (const [index, raw] of lines.entries()) {
+    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+    const eq = line.indexOf("=");
+    const key = eq < 0 ? line : line.slice(0, eq);
+    const value = line.slice(eq + 1);
+    // Upstream's Go plugin crashes on a known key without "="; say what is wrong instead.
+    if (eq < 0 && keys.has(key)) throw new Error(`${path}: line ${index + 1}: ${key} has no "=value"`);
+    switch (key) {
+      case "FLANNEL_NETWORK":
+        networks = parseNetworkList(value);
+        break;
+      case "FLANNEL_SUBNET":
+        subnet = parseGoCidr(value);
+        break;
+      case "FLANNEL_IPV6_NETWORK":
+        ipv6Networks = parseNetworkList(value);
+        break;
+      case "FLANNEL_IPV6_SUBNET":
+        ipv6Subnet = parseGoCidr(value);
+        break;
+      case "FLANNEL_MTU":
+        mtu = parseUint32(value);
+        break;
+      case "FLANNEL_IPMASQ":
+        ipMasq = value === "true";
+        break;
+    }
+  }
+  const missing: string[] = [];
+  if (networks.length === 0 && ipv6Networks.length === 0)
+    missing.push("FLANNEL_NETWORK", "FLANNEL_IPV6_NETWORK");
+  if (!subnet && !ipv6Subnet) missing.push("FLANNEL_SUBNET", "FLANNEL_IPV6_SUBNET");
+  if (mtu === undefined) missing.push("FLANNEL_MTU");
+  if (ipMasq === undefined) missing.push("FLANNEL_IPMASQ");
+  if (missing.length > 0 || mtu === undefined || ipMasq === undefined) {
+    throw new Error(`${path} is missing ${missing.join(", ")}`);
+  }
+  return { networks, subnet, ipv6Networks, ipv6Subnet, mtu, ipMasq };
+}
+
+const keys = new Set([
+  "FLANNEL_NETWORK",
+  "FLANNEL_SUBNET",
+  "FLANNEL_IPV6_NETWORK",
+  "FLANNEL_IPV6_SUBNET",
+  "FLANNEL_MTU",
+  "FLANNEL_IPMASQ",
+]);
+
+/** Loads and parses; every failure is a SubnetEnvError whose text reads like upstream's. */
+export function loadSubnetEnv(path: string): FlannelSubnetEnv {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    const missing = (err as { code?: string }).code === "ENOENT";
+    throw new SubnetEnvError(goPathError(err, "open", path), missing);
+  }
+  try {
+    return parseSubnetEnv(text, path);
+  } catch (err) {
+    throw new SubnetEnvError((err as Error).message, false);
+  }
+}
