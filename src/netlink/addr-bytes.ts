@@ -1,4 +1,5 @@
-// Small IP and MAC conversions for the wire format. Kept local so the codec has no dependencies.
+// IP and MAC conversions for the wire format, over weft's own IP module (pure, no dependencies).
+import { formatIP, parseIP } from "../ip/ip-address.js";
 
 export type IpFamily = 4 | 6;
 
@@ -9,87 +10,28 @@ export function ipFamily(ip: string): IpFamily {
   throw new TypeError(`not an IP address: ${JSON.stringify(ip)}`);
 }
 
-function parseV4(ip: string, out: Buffer, offset: number): void {
-  const parts = ip.split(".");
-  if (parts.length !== 4) throw new TypeError(`not an IPv4 address: ${JSON.stringify(ip)}`);
-  for (let i = 0; i < 4; i++) {
-    const part = parts[i]!;
-    if (!/^\d{1,3}$/.test(part) || Number(part) > 255) {
-      throw new TypeError(`not an IPv4 address: ${JSON.stringify(ip)}`);
-    }
-    out[offset + i] = Number(part);
-  }
-}
-
-function parseV6(ip: string): Buffer {
-  const bad = () => new TypeError(`not an IPv6 address: ${JSON.stringify(ip)}`);
-  const out = Buffer.alloc(16);
-  const halves = ip.split("::");
-  if (halves.length > 2) throw bad();
-  const groups = (text: string): string[] => (text === "" ? [] : text.split(":"));
-  const head = groups(halves[0]!);
-  const tail = halves.length === 2 ? groups(halves[1]!) : [];
-  // An embedded IPv4 tail (::ffff:1.2.3.4) counts as two groups.
-  const words: number[][] = [[], []];
-  [head, tail].forEach((list, side) => {
-    list.forEach((group, i) => {
-      if (group.includes(".")) {
-        const lastGroup = side === halves.length - 1 && i === list.length - 1;
-        if (!lastGroup) throw bad();
-        const v4 = Buffer.alloc(4);
-        parseV4(group, v4, 0);
-        words[side]!.push(v4.readUInt16BE(0), v4.readUInt16BE(2));
-      } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(group)) throw bad();
-        words[side]!.push(Number.parseInt(group, 16));
-      }
-    });
-  });
-  const total = words[0]!.length + words[1]!.length;
-  if (halves.length === 1 ? total !== 8 : total > 7) throw bad();
-  words[0]!.forEach((w, i) => {
-    out.writeUInt16BE(w, i * 2);
-  });
-  const start = 8 - words[1]!.length;
-  words[1]!.forEach((w, i) => {
-    out.writeUInt16BE(w, (start + i) * 2);
-  });
-  return out;
-}
-
 /** The 4 or 16 network-order bytes of an address string. */
 export function ipToBytes(ip: string): Buffer {
-  if (ipFamily(ip) === 6) return parseV6(ip);
-  const out = Buffer.alloc(4);
-  parseV4(ip, out, 0);
+  const parsed = parseIP(ip);
+  if (!parsed) throw new TypeError(`not an IP address: ${JSON.stringify(ip)}`);
+  const size = parsed.family === 4 ? 4 : 16;
+  const out = Buffer.alloc(size);
+  let value = parsed.value;
+  for (let i = size - 1; i >= 0; i--) {
+    out[i] = Number(value & 0xffn);
+    value >>= 8n;
+  }
   return out;
 }
 
-/** Formats 4 or 16 bytes as an address string (IPv6 in RFC 5952 form). */
+/** Formats 4 or 16 bytes as an address string, written as weft writes addresses everywhere (RFC 5952). */
 export function bytesToIp(bytes: Uint8Array): string {
-  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
-  if (bytes.length !== 16) throw new TypeError(`an IP address has 4 or 16 bytes, not ${bytes.length}`);
-  const words: number[] = [];
-  for (let i = 0; i < 16; i += 2) words.push((bytes[i]! << 8) | bytes[i + 1]!);
-  // RFC 5952: compress the longest run (leftmost on ties) of two or more zero groups.
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
+  if (bytes.length !== 4 && bytes.length !== 16) {
+    throw new TypeError(`an IP address has 4 or 16 bytes, not ${bytes.length}`);
   }
-  const hex = (list: number[]) => list.map((w) => w.toString(16)).join(":");
-  if (bestStart < 0) return hex(words);
-  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
+  let value = 0n;
+  for (const b of bytes) value = (value << 8n) | BigInt(b);
+  return formatIP({ family: bytes.length === 4 ? 4 : 6, value });
 }
 
 /** "aa:bb:cc:dd:ee:ff" to 6 bytes (any even number of hex pairs is accepted). */

@@ -1,5 +1,4 @@
 /** The reconciler's view of the kernel, over rtnetlink: read routes/neighbours/FDB, apply changes. */
-import { formatIP, parseIP } from "../ip/ip-address.js";
 import { formatCIDR, parseCIDR } from "../ip/ip-network.js";
 import {
   NTF_SELF,
@@ -13,12 +12,6 @@ import { NetlinkError, type RtNetlink } from "../netlink/index.js";
 import type { FdbEntry, KernelState, NeighEntry, RouteEntry } from "./kernel-state.js";
 import type { KernelPort } from "./reconciler.js";
 import type { Changes, StateChanges } from "./state-diff.js";
-
-/** The kernel's text for an address, written the way weft writes it, so equal entries compare equal. */
-function canonicalIP(text: string): string {
-  const ip = parseIP(text);
-  return ip ? formatIP(ip) : text;
-}
 
 /** Errors that mean "already the way we want it" for a delete. */
 const GONE = new Set(["ESRCH", "ENOENT", "ENODEV"]);
@@ -42,7 +35,7 @@ export class NetlinkKernel implements KernelPort {
         if (!dst || !dev) continue;
         routes.push({
           dst: formatCIDR(dst),
-          gateway: r.gateway === undefined ? undefined : canonicalIP(r.gateway),
+          gateway: r.gateway,
           dev,
           onlink: r.onlink,
         });
@@ -57,12 +50,12 @@ export class NetlinkKernel implements KernelPort {
       for (const family of [4, 6] as const) {
         for (const n of await this.netlink.neighList(family, index)) {
           if (n.index === index && n.state & NUD_PERMANENT && n.mac)
-            neighs.push({ dev, ip: canonicalIP(n.ip), mac: n.mac.toLowerCase() });
+            neighs.push({ dev, ip: n.ip, mac: n.mac.toLowerCase() });
         }
       }
       for (const f of await this.netlink.fdbList(index)) {
         if (f.index === index && f.dst !== undefined && f.flags & NTF_SELF && f.state & NUD_PERMANENT) {
-          fdbs.push({ dev, mac: f.mac.toLowerCase(), dst: canonicalIP(f.dst) });
+          fdbs.push({ dev, mac: f.mac.toLowerCase(), dst: f.dst });
         }
       }
     }
