@@ -24,6 +24,13 @@ export interface LeaseWatcher {
   onFatal(err: Error): void;
 }
 
+/** Backend data this host published in an earlier run (kube mode: our Node's annotations), by family. */
+export interface StoredBackendData {
+  readonly backendType?: string;
+  readonly v4?: unknown;
+  readonly v6?: unknown;
+}
+
 export interface SubnetManager {
   readonly name: string;
   getNetworkConfig(): Promise<NetworkConfig>;
@@ -31,5 +38,17 @@ export interface SubnetManager {
   acquireLease(request: LeaseRequest): Promise<Lease>;
   /** Starts watching; must not lose a change: it lists, watches from there, and re-lists after trouble. */
   watchLeases(watcher: LeaseWatcher): void;
+  /**
+   * Optional: what this host published before (e.g. vxlan's {"VNI":1,"VtepMAC":"..."}), so a backend set up
+   * after a reboot can recreate its device with the same MAC and peers' FDB entries stay valid. Call after
+   * getNetworkConfig and before the backend's setUp.
+   */
+  storedBackendData?(): Promise<StoredBackendData>;
+  /**
+   * Optional: the daemon calls this once the datapath is programmed; kube mode then sets the node's
+   * NetworkUnavailable condition to False (--set-node-network-unavailable). Resolves once done (retries
+   * inside until then or until close).
+   */
+  networkReady?(): Promise<void>;
   close(): Promise<void>;
 }
