@@ -7,6 +7,7 @@ import type { NetworkConfig } from "../config/network-config.js";
 import type { IPNetwork } from "../ip/ip-network.js";
 import type { Lease, LeaseAttrs } from "../lease/lease.js";
 import type { KernelState } from "../reconcile/kernel-state.js";
+import type { StoredBackendData } from "../subnet/subnet-manager.js";
 
 /** The host's interface to the other hosts (flanneld's "external interface"). */
 export interface ExternalInterface {
@@ -52,4 +53,6 @@ export interface BackendContext {
   readonly config: NetworkConfig;
   readonly extIface: ExternalInterface;
   readonly log: (message: string) => void;
+  /** What this host published in an earlier run, if the store keeps it (kube mode), to reuse e.g. MACs. */
+  readonly stored?: StoredBackendData | undefined;
 }

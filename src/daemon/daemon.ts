@@ -31,7 +31,17 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function openSubnetManager(flags: Flags, log: Logger): Promise<SubnetManager> {
   if (flags.bool("kube-subnet-mgr")) {
-    throw new UserError("--kube-subnet-mgr is not supported by weft yet", "use the etcd subnet manager");
+    // Loaded only in kube mode, like the etcd client below.
+    const { openKubeSubnetManager } = await import("../subnet/kube/open-kube-subnet-manager.js");
+    return openKubeSubnetManager({
+      apiUrl: flags.string("kube-api-url"),
+      kubeconfigFile: flags.string("kubeconfig-file"),
+      annotationPrefix: flags.string("kube-annotation-prefix"),
+      netConfigPath: flags.string("net-config-path"),
+      setNodeNetworkUnavailable: flags.bool("set-node-network-unavailable"),
+      env: process.env,
+      log: (m) => log.info(m),
+    });
   }
   const margin = flags.int("subnet-lease-renew-margin");
   if (margin <= 0 || margin >= 24 * 60) {
@@ -159,9 +169,10 @@ export class Daemon {
       `using interface ${ext.name} (public address ${[ext.publicIP, ext.publicIPv6].filter(Boolean).join(", ")})`,
     );
 
+    const stored = await this.manager.storedBackendData?.();
     this.backend = createBackend(
       this.config.backendType,
-      { config: this.config, extIface: ext, log: (m) => log.info(m) },
+      { config: this.config, extIface: ext, log: (m) => log.info(m), stored },
       this.netlink,
     );
     const { attrs, mtu } = await this.backend.setUp();
@@ -270,6 +281,7 @@ export class Daemon {
       void this.reconciler.trigger().then(() => {
         if (!this.programmed) this.log.info(`datapath programmed for ${this.leases.size - 1} peer(s)`);
         this.programmed = true;
+        void this.manager.networkReady?.();
       });
     }
   }

@@ -23,6 +23,16 @@ export class VxlanBackend implements Backend {
     this.families = [];
     if (context.config.ipv4) this.families.push({ family: 4, device: vxlanDeviceName(4, this.settings.vni) });
     if (context.config.ipv6) this.families.push({ family: 6, device: vxlanDeviceName(6, this.settings.vni) });
+    // After a reboot the device is gone; making it with the MAC we published keeps peers' FDB entries valid.
+    if (context.stored?.backendType === "vxlan") {
+      for (const [family, data] of [
+        [4, context.stored.v4],
+        [6, context.stored.v6],
+      ] as const) {
+        const stored = readVtepMac(data);
+        if ("mac" in stored) this.macs.set(family, stored.mac);
+      }
+    }
   }
 
   get ownedDevices(): string[] {
