@@ -4,6 +4,8 @@
  * every change — a lease event, a netlink notification, a timer — only asks the reconciler to converge.
  */
 import type { Server } from "node:http";
+import v8 from "node:v8";
+import vm from "node:vm";
 import type { Backend } from "../backend/backend.js";
 import { createBackend } from "../backend/registry.js";
 import type { NetworkConfig } from "../config/network-config.js";
@@ -26,6 +28,15 @@ const SAFETY_RECONCILE_MS = 30_000;
 /** Coalesce bursts of netlink notifications (our own writes cause them too). */
 const EVENT_DEBOUNCE_MS = 20;
 const RETRY_MS = 1000;
+
+/**
+ * A full garbage collection, so V8 returns the pages a burst of work left behind (RSS is what operators
+ * see). --expose-gc set at run time applies to contexts made afterwards, hence the fresh context.
+ */
+function releaseMemory(): void {
+  v8.setFlagsFromString("--expose-gc");
+  (vm.runInNewContext("gc") as () => void)();
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -113,6 +124,7 @@ export class Daemon {
   private config!: NetworkConfig;
   private lease!: Lease;
   private mtu = 0;
+  private kernel!: NetlinkKernel;
   private reconciler!: Reconciler;
   private traffic!: TrafficRulesSync;
   private health: Server | undefined;
@@ -213,7 +225,8 @@ export class Daemon {
     await this.traffic.start(this.config, this.lease);
     await this.writeSubnetFile();
 
-    this.reconciler = new Reconciler(new NetlinkKernel(this.netlink), this.scope(), (m, v) => log.info(m, v));
+    this.kernel = new NetlinkKernel(this.netlink);
+    this.reconciler = new Reconciler(this.kernel, this.scope(), (m, v) => log.info(m, v));
     this.events = this.netlink.subscribe(["link", "neigh", "ipv4-route", "ipv6-route"]);
     this.events.on("event", (event: RtEvent) => this.onKernelEvent(event));
     this.events.on("overrun", () => {
@@ -275,13 +288,15 @@ export class Daemon {
       this.reported.add(key);
       this.log.warn(`not routing to lease ${problem.key}: ${problem.reason}`);
     }
-    const wasProgrammed = this.programmed;
-    void this.reconciler.setDesired(state);
-    if (!wasProgrammed && this.listed) {
-      void this.reconciler.trigger().then(() => {
-        if (!this.programmed) this.log.info(`datapath programmed for ${this.leases.size - 1} peer(s)`);
+    const run = this.reconciler.setDesired(state);
+    if (!this.programmed && this.listed) {
+      void run.then(() => {
+        if (this.programmed) return;
         this.programmed = true;
+        this.log.info(`datapath programmed for ${this.leases.size - 1} peer(s)`);
         void this.manager.networkReady?.();
+        // The first programming of many peers leaves a large heap of garbage; give it back now.
+        releaseMemory();
       });
     }
   }
@@ -299,7 +314,10 @@ export class Daemon {
         return;
       }
     }
-    // Anything else may have touched our routes or entries: converge soon, once for the whole burst.
+    // Someone else touched what we manage: converge soon, once for the whole burst. Notifications
+    // caused by our own writes match the desired state and are ignored.
+    const change = this.kernel.changeOf(event);
+    if (!change || !this.reconciler.needsRepair(change)) return;
     clearTimeout(this.eventTimer);
     this.eventTimer = setTimeout(() => void this.reconciler.trigger(), EVENT_DEBOUNCE_MS);
   }

@@ -11,21 +11,35 @@ export function familyBits(family: IPFamily): number {
   return family === 4 ? 32 : 128;
 }
 
-const IPV4_OCTET = /^(0|[1-9][0-9]{0,2})$/;
 const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
 
-export function parseIPv4(text: string): IPAddress | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
-  let value = 0n;
-  for (const part of parts) {
-    // Go rejects leading zeros (ambiguous octal), and so do we.
-    if (!IPV4_OCTET.test(part)) return undefined;
-    const octet = Number(part);
-    if (octet > 255) return undefined;
-    value = (value << 8n) | BigInt(octet);
+/** The 32-bit value of a dotted quad, or -1. Hand-rolled: it runs for every address of every dump. */
+function ipv4Value(text: string): number {
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (digits === 0 || ++dots > 3) return -1;
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      // Go rejects leading zeros (ambiguous octal), and so do we.
+      if (digits > 0 && octet === 0) return -1;
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return -1;
+    } else return -1;
   }
-  return { family: 4, value };
+  if (dots !== 3 || digits === 0) return -1;
+  return value * 256 + octet;
+}
+
+export function parseIPv4(text: string): IPAddress | undefined {
+  const value = ipv4Value(text);
+  return value < 0 ? undefined : { family: 4, value: BigInt(value) };
 }
 
 export function parseIPv6(text: string): IPAddress | undefined {

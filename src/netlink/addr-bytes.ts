@@ -1,5 +1,5 @@
 // IP and MAC conversions for the wire format, over weft's own IP module (pure, no dependencies).
-import { formatIP, parseIP } from "../ip/ip-address.js";
+import { formatIP, parseIP, parseIPv4 } from "../ip/ip-address.js";
 
 export type IpFamily = 4 | 6;
 
@@ -12,6 +12,14 @@ export function ipFamily(ip: string): IpFamily {
 
 /** The 4 or 16 network-order bytes of an address string. */
 export function ipToBytes(ip: string): Buffer {
+  if (!ip.includes(":")) {
+    // IPv4 without bigints: this runs for every route, neighbour and FDB entry written.
+    const v4 = parseIPv4(ip);
+    if (!v4) throw new TypeError(`not an IP address: ${JSON.stringify(ip)}`);
+    const out = Buffer.alloc(4);
+    out.writeUInt32BE(Number(v4.value));
+    return out;
+  }
   const parsed = parseIP(ip);
   if (!parsed) throw new TypeError(`not an IP address: ${JSON.stringify(ip)}`);
   const size = parsed.family === 4 ? 4 : 16;
@@ -26,12 +34,13 @@ export function ipToBytes(ip: string): Buffer {
 
 /** Formats 4 or 16 bytes as an address string, written as weft writes addresses everywhere (RFC 5952). */
 export function bytesToIp(bytes: Uint8Array): string {
-  if (bytes.length !== 4 && bytes.length !== 16) {
+  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
+  if (bytes.length !== 16) {
     throw new TypeError(`an IP address has 4 or 16 bytes, not ${bytes.length}`);
   }
   let value = 0n;
   for (const b of bytes) value = (value << 8n) | BigInt(b);
-  return formatIP({ family: bytes.length === 4 ? 4 : 6, value });
+  return formatIP({ family: 6, value });
 }
 
 /** "aa:bb:cc:dd:ee:ff" to 6 bytes (any even number of hex pairs is accepted). */

@@ -8,7 +8,15 @@ import {
   RTPROT_BOOT,
   RTPROT_KERNEL,
 } from "../netlink/constants.js";
-import { NetlinkError, type RtNetlink } from "../netlink/index.js";
+import {
+  type Neigh,
+  NetlinkError,
+  type FdbEntry as NetlinkFdb,
+  type Route,
+  type RtEvent,
+  type RtNetlink,
+} from "../netlink/index.js";
+import type { KernelChange } from "./kernel-change.js";
 import type { FdbEntry, KernelState, NeighEntry, RouteEntry } from "./kernel-state.js";
 import type { KernelPort } from "./reconciler.js";
 import type { Changes, StateChanges } from "./state-diff.js";
@@ -18,46 +26,95 @@ const GONE = new Set(["ESRCH", "ENOENT", "ENODEV"]);
 
 export class NetlinkKernel implements KernelPort {
   private indexByName = new Map<string, number>();
+  private nameByIndex = new Map<number, string>();
 
   constructor(private readonly netlink: RtNetlink) {}
+
+  /** A main-table unicast route not made by the kernel itself, as weft writes routes. */
+  private routeEntry(r: Route): RouteEntry | undefined {
+    if (
+      r.table !== RT_TABLE_MAIN ||
+      r.protocol === RTPROT_KERNEL ||
+      r.type !== RTN_UNICAST ||
+      r.oif === undefined
+    ) {
+      return undefined;
+    }
+    const dst = parseCIDR(r.dst);
+    const dev = this.nameByIndex.get(r.oif);
+    return dst && dev ? { dst: formatCIDR(dst), gateway: r.gateway, dev, onlink: r.onlink } : undefined;
+  }
+
+  /** A permanent neighbour; a deletion notification no longer carries the state, so `deleted` skips that check. */
+  private neighEntry(n: Neigh, deleted = false): NeighEntry | undefined {
+    const dev = this.nameByIndex.get(n.index);
+    const permanent = deleted || (n.state & NUD_PERMANENT) !== 0;
+    return dev && permanent ? { dev, ip: n.ip, mac: n.mac ?? "" } : undefined;
+  }
+
+  private fdbEntry(f: NetlinkFdb, deleted = false): FdbEntry | undefined {
+    const dev = this.nameByIndex.get(f.index);
+    const ours =
+      f.dst !== undefined && (f.flags & NTF_SELF) !== 0 && (deleted || (f.state & NUD_PERMANENT) !== 0);
+    return dev && ours ? { dev, mac: f.mac, dst: f.dst! } : undefined;
+  }
+
+  /** The managed entry a notification is about, if any; link notifications keep device names current. */
+  changeOf(event: RtEvent): KernelChange | undefined {
+    switch (event.kind) {
+      case "link":
+        if (event.action === "new") {
+          this.nameByIndex.set(event.link.index, event.link.name);
+          this.indexByName.set(event.link.name, event.link.index);
+        }
+        return undefined;
+      case "route": {
+        const entry = this.routeEntry(event.route);
+        return entry && { kind: "route", action: event.action, entry };
+      }
+      case "neigh": {
+        const entry = this.neighEntry(event.neigh, event.action === "del");
+        return entry && { kind: "neigh", action: event.action, entry };
+      }
+      case "fdb": {
+        const entry = this.fdbEntry(event.fdb, event.action === "del");
+        return entry && { kind: "fdb", action: event.action, entry };
+      }
+      default:
+        return undefined;
+    }
+  }
 
   async read(devices: readonly string[]): Promise<KernelState> {
     const links = await this.netlink.linkList();
     this.indexByName = new Map(links.map((l) => [l.name, l.index]));
-    const nameByIndex = new Map(links.map((l) => [l.index, l.name]));
+    this.nameByIndex = new Map(links.map((l) => [l.index, l.name]));
+    const keep = <T, E>(items: T[], convert: (item: T) => E | undefined): E[] => {
+      const out: E[] = [];
+      for (const item of items) {
+        const entry = convert(item);
+        if (entry) out.push(entry);
+      }
+      return out;
+    };
 
     const routes: RouteEntry[] = [];
     for (const family of [4, 6] as const) {
-      for (const r of await this.netlink.routeList(family, { table: RT_TABLE_MAIN })) {
-        if (r.protocol === RTPROT_KERNEL || r.type !== RTN_UNICAST || r.oif === undefined) continue;
-        const dst = parseCIDR(r.dst);
-        const dev = nameByIndex.get(r.oif);
-        if (!dst || !dev) continue;
-        routes.push({
-          dst: formatCIDR(dst),
-          gateway: r.gateway,
-          dev,
-          onlink: r.onlink,
-        });
-      }
+      routes.push(
+        ...keep(await this.netlink.routeList(family, { table: RT_TABLE_MAIN }), (r) => this.routeEntry(r)),
+      );
     }
-
     const neighs: NeighEntry[] = [];
     const fdbs: FdbEntry[] = [];
     for (const dev of devices) {
       const index = this.indexByName.get(dev);
       if (index === undefined) continue;
       for (const family of [4, 6] as const) {
-        for (const n of await this.netlink.neighList(family, index)) {
-          if (n.index === index && n.state & NUD_PERMANENT && n.mac)
-            neighs.push({ dev, ip: n.ip, mac: n.mac.toLowerCase() });
-        }
+        const list = (await this.netlink.neighList(family, index)).filter((n) => n.index === index);
+        neighs.push(...keep(list, (n) => (n.mac ? this.neighEntry(n) : undefined)));
       }
-      for (const f of await this.netlink.fdbList(index)) {
-        if (f.index === index && f.dst !== undefined && f.flags & NTF_SELF && f.state & NUD_PERMANENT) {
-          fdbs.push({ dev, mac: f.mac.toLowerCase(), dst: f.dst });
-        }
-      }
+      const list = (await this.netlink.fdbList(index)).filter((f) => f.index === index);
+      fdbs.push(...keep(list, (f) => this.fdbEntry(f)));
     }
     return { routes, neighs, fdbs };
   }

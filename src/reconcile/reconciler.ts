@@ -1,11 +1,27 @@
 /**
- * Makes the kernel match the desired state: dump what is there, keep what is ours, diff, apply.
- * Runs are coalesced: any number of triggers while a run is going lead to exactly one more run, so a
- * burst of lease events or netlink notifications costs one dump, and nothing requested is missed.
+ * Makes the kernel match the desired state. Two kinds of run, both diffs of desired against actual state:
+ * - a full run dumps the kernel, keeps what is ours, diffs and applies; it runs at start, when the kernel
+ *   reports a change to something we want (or to something in our scope we do not want), on a timer,
+ *   and after missed notifications;
+ * - a quick run, when only the desired state changed (a lease event), diffs against what the last run
+ *   left in the kernel, without a dump; any failure makes the next run a full one.
+ * Runs are coalesced: triggers during a run lead to exactly one more run, so a burst costs one pass.
  */
 import { parseIP } from "../ip/ip-address.js";
 import { formatCIDR, type IPNetwork, networkContains, parseCIDR } from "../ip/ip-network.js";
-import type { KernelState, RouteEntry } from "./kernel-state.js";
+import type { KernelChange } from "./kernel-change.js";
+import {
+  type FdbEntry,
+  fdbKey,
+  type KernelState,
+  type NeighEntry,
+  neighKey,
+  type RouteEntry,
+  routeKey,
+  sameFdb,
+  sameNeigh,
+  sameRoute,
+} from "./kernel-state.js";
 import { changeCount, diffState, type StateChanges } from "./state-diff.js";
 
 /** The kernel, as the reconciler sees it. */
@@ -30,8 +46,7 @@ export function isOurRoute(route: RouteEntry, scope: OwnershipScope): boolean {
   if (!scope.routeDevices.includes(route.dev)) return false;
   const dst = parseCIDR(route.dst);
   if (!dst) return false;
-  const own = scope.ownSubnets.map(formatCIDR);
-  if (own.includes(route.dst)) return false;
+  if (scope.ownSubnets.some((own) => formatCIDR(own) === route.dst)) return false;
   const address = parseIP(route.dst.slice(0, route.dst.indexOf("/")));
   return (
     address !== undefined &&
@@ -41,6 +56,7 @@ export function isOurRoute(route: RouteEntry, scope: OwnershipScope): boolean {
 
 export interface ReconcileStats {
   runs: number;
+  fullRuns: number;
   /** Entries added, replaced or removed over the lifetime. */
   changes: number;
   failures: number;
@@ -48,12 +64,31 @@ export interface ReconcileStats {
   lastRunAt: number;
 }
 
+interface DesiredIndex {
+  routes: Map<string, RouteEntry>;
+  neighs: Map<string, NeighEntry>;
+  fdbs: Map<string, FdbEntry>;
+}
+
+const EMPTY: KernelState = { routes: [], neighs: [], fdbs: [] };
+
 export class Reconciler {
-  private desired: KernelState = { routes: [], neighs: [], fdbs: [] };
+  private desired: KernelState = EMPTY;
+  private index: DesiredIndex = { routes: new Map(), neighs: new Map(), fdbs: new Map() };
+  /** What the last successful run left in the kernel; undefined means "dump before trusting anything". */
+  private applied: KernelState | undefined;
   private running: Promise<void> | undefined;
   private again = false;
+  private fullRequested = true;
   private closed = false;
-  readonly stats: ReconcileStats = { runs: 0, changes: 0, failures: 0, lastDurationMs: 0, lastRunAt: 0 };
+  readonly stats: ReconcileStats = {
+    runs: 0,
+    fullRuns: 0,
+    changes: 0,
+    failures: 0,
+    lastDurationMs: 0,
+    lastRunAt: 0,
+  };
 
   constructor(
     private readonly kernel: KernelPort,
@@ -63,16 +98,55 @@ export class Reconciler {
 
   setScope(scope: OwnershipScope): void {
     this.scope = scope;
+    this.applied = undefined;
   }
 
-  setDesired(state: KernelState): void {
+  /** New desired state; converges with a quick run when the kernel is known, else a full one. */
+  setDesired(state: KernelState): Promise<void> {
     this.desired = state;
-    this.trigger();
+    this.index = {
+      routes: new Map(state.routes.map((r) => [routeKey(r), r])),
+      neighs: new Map(state.neighs.map((n) => [neighKey(n), n])),
+      fdbs: new Map(state.fdbs.map((f) => [fdbKey(f), f])),
+    };
+    return this.schedule(false);
   }
 
-  /** Asks for a run; returns when a run that started after this call has finished. */
+  /** Asks for a full run (dump and diff); resolves when a run started after this call has finished. */
   trigger(): Promise<void> {
+    return this.schedule(true);
+  }
+
+  /**
+   * Whether a change the kernel reported needs a full run: something we want was removed or altered, or
+   * something in our scope that we do not want appeared. Our own writes match the desired state, so the
+   * notifications they cause are ignored.
+   */
+  needsRepair(change: KernelChange): boolean {
+    switch (change.kind) {
+      case "route": {
+        const wanted = this.index.routes.get(routeKey(change.entry));
+        if (change.action === "del") return wanted !== undefined;
+        return wanted ? !sameRoute(wanted, change.entry) : isOurRoute(change.entry, this.scope);
+      }
+      case "neigh": {
+        if (!this.scope.ownedDevices.includes(change.entry.dev)) return false;
+        const wanted = this.index.neighs.get(neighKey(change.entry));
+        if (change.action === "del") return wanted !== undefined;
+        return !wanted || !sameNeigh(wanted, change.entry);
+      }
+      case "fdb": {
+        if (!this.scope.ownedDevices.includes(change.entry.dev)) return false;
+        const wanted = this.index.fdbs.get(fdbKey(change.entry));
+        if (change.action === "del") return wanted !== undefined;
+        return !wanted || !sameFdb(wanted, change.entry);
+      }
+    }
+  }
+
+  private schedule(full: boolean): Promise<void> {
     if (this.closed) return Promise.resolve();
+    if (full) this.fullRequested = true;
     if (this.running) {
       // The loop sees the flag and runs once more before `running` settles.
       this.again = true;
@@ -87,35 +161,44 @@ export class Reconciler {
   private async loop(): Promise<void> {
     do {
       this.again = false;
-      await this.runOnce();
+      const full = this.fullRequested || this.applied === undefined;
+      this.fullRequested = false;
+      await this.runOnce(full);
     } while (this.again && !this.closed);
   }
 
-  private async runOnce(): Promise<void> {
+  private async runOnce(full: boolean): Promise<void> {
     const started = performance.now();
+    const desired = this.desired;
     try {
-      const actual = await this.kernel.read(this.scope.ownedDevices);
-      const ours: KernelState = {
-        routes: actual.routes.filter((r) => isOurRoute(r, this.scope)),
-        neighs: actual.neighs,
-        fdbs: actual.fdbs,
-      };
-      const changes = diffState(this.desired, ours);
+      let actual: KernelState;
+      if (full || !this.applied) {
+        const dumped = await this.kernel.read(this.scope.ownedDevices);
+        actual = { ...dumped, routes: dumped.routes.filter((r) => isOurRoute(r, this.scope)) };
+        this.stats.fullRuns++;
+      } else {
+        actual = this.applied;
+      }
+      const changes = diffState(desired, actual);
       const count = changeCount(changes);
+      let failures: string[] = [];
       if (count > 0) {
-        const failures = await this.kernel.apply(changes);
+        failures = await this.kernel.apply(changes);
         this.stats.changes += count - failures.length;
         this.stats.failures += failures.length;
         for (const failure of failures.slice(0, 5)) this.log(`kernel change failed: ${failure}`);
         if (failures.length > 5) this.log(`... and ${failures.length - 5} more kernel changes failed`);
         this.log(
-          `reconciled: +${changes.routes.put.length}/-${changes.routes.remove.length} routes, ` +
+          `reconciled (${full ? "full" : "quick"}): +${changes.routes.put.length}/-${changes.routes.remove.length} routes, ` +
             `+${changes.neighs.put.length}/-${changes.neighs.remove.length} neighbours, ` +
             `+${changes.fdbs.put.length}/-${changes.fdbs.remove.length} fdb entries`,
           1,
         );
       }
+      // Only a clean run tells us exactly what the kernel holds.
+      this.applied = failures.length === 0 ? desired : undefined;
     } catch (err) {
+      this.applied = undefined;
       this.stats.failures++;
       this.log(`reconcile failed: ${(err as Error).message}`);
     } finally {

@@ -38,6 +38,8 @@ export class EtcdSubnetManager implements SubnetManager {
   private stopWatch: (() => Promise<void>) | undefined;
   private readonly table = new LeaseTable();
   private reacquiring = false;
+  /** The list the lease was acquired from: the watch starts from it instead of listing again. */
+  private acquiredFrom: { values: StoredValue[]; revision: bigint } | undefined;
 
   constructor(
     private readonly store: EtcdStore,
@@ -79,7 +81,9 @@ export class EtcdSubnetManager implements SubnetManager {
   }
 
   private async tryAcquire(config: NetworkConfig, request: LeaseRequest): Promise<Lease | undefined> {
-    const { values } = await this.store.list(this.subnetsPrefix);
+    const listed = await this.store.list(this.subnetsPrefix);
+    this.acquiredFrom = listed;
+    const { values } = listed;
     const table = new LeaseTable();
     // Bad values are reported by the watch, which sees the same keys; here they only count as taken.
     table.replaceAll(values.map((v) => this.toRaw(v)));
@@ -170,7 +174,10 @@ export class EtcdSubnetManager implements SubnetManager {
         broken = () => resolve("");
       });
       try {
-        const { values, revision } = await this.store.list(this.subnetsPrefix);
+        // The first pass reuses the list taken to acquire our lease; the watch then delivers our own
+        // create and everything after it.
+        const { values, revision } = this.acquiredFrom ?? (await this.store.list(this.subnetsPrefix));
+        this.acquiredFrom = undefined;
         if (this.closed) return;
         for (const warning of this.table.replaceAll(values.map((v) => this.toRaw(v))))
           watcher.onWarning(warning);
