@@ -22,7 +22,7 @@ import {
   sameNeigh,
   sameRoute,
 } from "./kernel-state.js";
-import { changeCount, diffState, type StateChanges } from "./state-diff.js";
+import { changeCount, diffIndexed, diffState, indexEntries, type StateChanges } from "./state-diff.js";
 
 /** The kernel, as the reconciler sees it. */
 export interface KernelPort {
@@ -75,8 +75,8 @@ const EMPTY: KernelState = { routes: [], neighs: [], fdbs: [] };
 export class Reconciler {
   private desired: KernelState = EMPTY;
   private index: DesiredIndex = { routes: new Map(), neighs: new Map(), fdbs: new Map() };
-  /** What the last successful run left in the kernel; undefined means "dump before trusting anything". */
-  private applied: KernelState | undefined;
+  /** What the last clean run left in the kernel, indexed; undefined means "dump before trusting anything". */
+  private applied: DesiredIndex | undefined;
   private running: Promise<void> | undefined;
   private again = false;
   private fullRequested = true;
@@ -105,9 +105,9 @@ export class Reconciler {
   setDesired(state: KernelState): Promise<void> {
     this.desired = state;
     this.index = {
-      routes: new Map(state.routes.map((r) => [routeKey(r), r])),
-      neighs: new Map(state.neighs.map((n) => [neighKey(n), n])),
-      fdbs: new Map(state.fdbs.map((f) => [fdbKey(f), f])),
+      routes: indexEntries(state.routes, routeKey),
+      neighs: indexEntries(state.neighs, neighKey),
+      fdbs: indexEntries(state.fdbs, fdbKey),
     };
     return this.schedule(false);
   }
@@ -170,16 +170,22 @@ export class Reconciler {
   private async runOnce(full: boolean): Promise<void> {
     const started = performance.now();
     const desired = this.desired;
+    const index = this.index;
     try {
-      let actual: KernelState;
+      let changes: StateChanges;
       if (full || !this.applied) {
         const dumped = await this.kernel.read(this.scope.ownedDevices);
-        actual = { ...dumped, routes: dumped.routes.filter((r) => isOurRoute(r, this.scope)) };
+        const actual = { ...dumped, routes: dumped.routes.filter((r) => isOurRoute(r, this.scope)) };
+        changes = diffState(desired, actual);
         this.stats.fullRuns++;
       } else {
-        actual = this.applied;
+        const applied = this.applied;
+        changes = {
+          routes: diffIndexed(index.routes, applied.routes, sameRoute),
+          neighs: diffIndexed(index.neighs, applied.neighs, sameNeigh),
+          fdbs: diffIndexed(index.fdbs, applied.fdbs, sameFdb),
+        };
       }
-      const changes = diffState(desired, actual);
       const count = changeCount(changes);
       let failures: string[] = [];
       if (count > 0) {
@@ -196,7 +202,7 @@ export class Reconciler {
         );
       }
       // Only a clean run tells us exactly what the kernel holds.
-      this.applied = failures.length === 0 ? desired : undefined;
+      this.applied = failures.length === 0 ? index : undefined;
     } catch (err) {
       this.applied = undefined;
       this.stats.failures++;

@@ -19,29 +19,45 @@ export interface Changes<T> {
   readonly remove: T[];
 }
 
+/** The changes from `have` to `want`, both already indexed by key. */
+export function diffIndexed<T>(
+  want: ReadonlyMap<string, T>,
+  have: ReadonlyMap<string, T>,
+  same: (a: T, b: T) => boolean,
+): Changes<T> {
+  const put: T[] = [];
+  const remove: T[] = [];
+  // A changed entry is written with replace semantics, which overwrites it in place.
+  for (const [k, entry] of want) {
+    const current = have.get(k);
+    if (!current || !same(current, entry)) put.push(entry);
+  }
+  for (const [k, entry] of have) if (!want.has(k)) remove.push(entry);
+  return { put, remove };
+}
+
+export function indexEntries<T>(entries: readonly T[], key: (entry: T) => string): Map<string, T> {
+  const index = new Map<string, T>();
+  for (const entry of entries) index.set(key(entry), entry);
+  return index;
+}
+
 export function diffEntries<T>(
   desired: readonly T[],
   actual: readonly T[],
   key: (entry: T) => string,
   same: (a: T, b: T) => boolean,
 ): Changes<T> {
-  const want = new Map<string, T>();
-  for (const entry of desired) want.set(key(entry), entry);
   const have = new Map<string, T>();
-  const remove: T[] = [];
+  const duplicates: T[] = [];
   for (const entry of actual) {
     const k = key(entry);
     // Duplicates in the kernel (e.g. two FDB remotes for one MAC) beyond the first are removed.
-    if (have.has(k) || !want.has(k)) remove.push(entry);
+    if (have.has(k)) duplicates.push(entry);
     else have.set(k, entry);
   }
-  const put: T[] = [];
-  for (const [k, entry] of want) {
-    const current = have.get(k);
-    // A changed entry is written with replace semantics, which overwrites it in place.
-    if (!current || !same(current, entry)) put.push(entry);
-  }
-  return { put, remove };
+  const changes = diffIndexed(indexEntries(desired, key), have, same);
+  return { put: changes.put, remove: [...changes.remove, ...duplicates] };
 }
 
 export interface StateChanges {

@@ -1,12 +1,14 @@
 /** The host-gw backend: no device of its own; each peer's subnet is routed via the peer host. */
 import type { Lease, LeaseAttrs } from "../../lease/lease.js";
 import type { Backend, BackendContext, DesiredPeers } from "../backend.js";
+import { PeerStateCache } from "../peer-state-cache.js";
 import { hostGwDesiredState } from "./host-gw-desired.js";
 
 export class HostGwBackend implements Backend {
   readonly type = "host-gw";
   readonly ownedDevices: string[] = [];
   private readonly families: (4 | 6)[] = [];
+  private readonly peerStates = new PeerStateCache();
 
   constructor(private readonly context: BackendContext) {
     if (context.config.ipv4) this.families.push(4);
@@ -34,6 +36,8 @@ export class HostGwBackend implements Backend {
   async attachLease(): Promise<void> {}
 
   desiredState(own: Lease, peers: Iterable<Lease>): DesiredPeers {
-    return hostGwDesiredState(own, peers, this.families, this.context.extIface);
+    return this.peerStates.collect(own, peers, (peer) =>
+      hostGwDesiredState(own, [peer], this.families, this.context.extIface),
+    );
   }
 }

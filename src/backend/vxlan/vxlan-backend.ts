@@ -3,6 +3,7 @@ import type { Lease, LeaseAttrs } from "../../lease/lease.js";
 import type { RtNetlink } from "../../netlink/index.js";
 import { UserError } from "../../user-error.js";
 import type { Backend, BackendContext, DesiredPeers } from "../backend.js";
+import { PeerStateCache } from "../peer-state-cache.js";
 import { makeVxlanBackendData, readVtepMac } from "./vxlan-backend-data.js";
 import { parseVxlanConfig, type VxlanConfig, vxlanDeviceName, vxlanOverhead } from "./vxlan-config.js";
 import { type VxlanFamilyPlan, vxlanDesiredState } from "./vxlan-desired.js";
@@ -14,6 +15,7 @@ export class VxlanBackend implements Backend {
   private readonly families: VxlanFamilyPlan[];
   /** MACs we publish, per family, so a device made anew gets the same one. */
   private readonly macs = new Map<4 | 6, string>();
+  private readonly peerStates = new PeerStateCache();
 
   constructor(
     private readonly context: BackendContext,
@@ -109,6 +111,9 @@ export class VxlanBackend implements Backend {
   }
 
   desiredState(own: Lease, peers: Iterable<Lease>): DesiredPeers {
-    return vxlanDesiredState(own, peers, this.families, this.settings.directRouting, this.context.extIface);
+    const { families, context } = this;
+    return this.peerStates.collect(own, peers, (peer) =>
+      vxlanDesiredState(own, [peer], families, this.settings.directRouting, context.extIface),
+    );
   }
 }

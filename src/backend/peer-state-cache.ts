@@ -1,0 +1,32 @@
+/**
+ * Desired state assembled peer by peer, reusing a peer's entries while its Lease object is the same one.
+ * The lease table replaces a Lease object only when that lease changes, so a lease event recomputes one
+ * peer instead of thousands.
+ */
+import type { Lease } from "../lease/lease.js";
+import type { FdbEntry, NeighEntry, RouteEntry } from "../reconcile/kernel-state.js";
+import type { DesiredPeers, PeerProblem } from "./backend.js";
+
+export class PeerStateCache {
+  private readonly byLease = new WeakMap<Lease, DesiredPeers>();
+
+  collect(own: Lease, peers: Iterable<Lease>, compute: (peer: Lease) => DesiredPeers): DesiredPeers {
+    const routes: RouteEntry[] = [];
+    const neighs: NeighEntry[] = [];
+    const fdbs: FdbEntry[] = [];
+    const problems: PeerProblem[] = [];
+    for (const peer of peers) {
+      if (peer.key === own.key) continue;
+      let part = this.byLease.get(peer);
+      if (!part) {
+        part = compute(peer);
+        this.byLease.set(peer, part);
+      }
+      routes.push(...part.state.routes);
+      neighs.push(...part.state.neighs);
+      fdbs.push(...part.state.fdbs);
+      problems.push(...part.problems);
+    }
+    return { state: { routes, neighs, fdbs }, problems };
+  }
+}
