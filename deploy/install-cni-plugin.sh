@@ -6,14 +6,15 @@ set -eu
 dest=/opt/cni/bin
 mkdir -p "$dest/weft.new"
 cp -a /usr/local/bin/node "$dest/weft.new/node"
-cp -a /opt/weft/package.json /opt/weft/dist "$dest/weft.new/"
+# The plugin is one self-contained file (npm run build:cni), so nothing else of weft is copied.
+cp -a /opt/weft/dist/cni/flannel.cjs "$dest/weft.new/flannel.cjs"
 rm -rf "$dest/weft.old"
 [ -d "$dest/weft" ] && mv "$dest/weft" "$dest/weft.old"
 mv "$dest/weft.new" "$dest/weft"
 rm -rf "$dest/weft.old"
 cat > "$dest/.flannel.tmp" <<'LAUNCHER'
 #!/bin/sh
-exec /opt/cni/bin/weft/node /opt/cni/bin/weft/dist/src/cni/flannel-main.js "$@"
+exec /opt/cni/bin/weft/node /opt/cni/bin/weft/flannel.cjs "$@"
 LAUNCHER
 chmod 0755 "$dest/.flannel.tmp"
 mv -f "$dest/.flannel.tmp" "$dest/flannel"

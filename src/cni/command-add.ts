@@ -14,7 +14,7 @@ import { convertResult } from "./result-convert.js";
 import { readScratch, removeScratch, saveScratch, scratchPath } from "./scratch-store.js";
 import { loadSubnetEnv } from "./subnet-env.js";
 
-export function commandAdd(env: CniEnv, conf: FlannelNetConf, version: string): string {
+export async function commandAdd(env: CniEnv, conf: FlannelNetConf, version: string): Promise<string> {
   let subnetEnv: ReturnType<typeof loadSubnetEnv>;
   try {
     subnetEnv = loadSubnetEnv(conf.subnetFile);
@@ -36,7 +36,7 @@ export function commandAdd(env: CniEnv, conf: FlannelNetConf, version: string): 
   }
   try {
     const path = findPlugin(delegate.type, env.path);
-    const stdout = execPlugin(path, "ADD", delegate.bytes, "failed to delegate add");
+    const stdout = await execPlugin(path, "ADD", delegate.bytes, "failed to delegate add");
     return formatResult(stdout, version);
   } catch (err) {
     restore(conf.dataDir, env.containerID, previous);

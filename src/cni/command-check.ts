@@ -10,7 +10,7 @@ import { goJson } from "./go-json.js";
 import { type FlannelNetConf, isObject, type JsonObject } from "./net-conf.js";
 import { readScratch, scratchPath } from "./scratch-store.js";
 
-export function commandCheck(env: CniEnv, conf: FlannelNetConf): string {
+export async function commandCheck(env: CniEnv, conf: FlannelNetConf): Promise<string> {
   const path = scratchPath(conf.dataDir, env.containerID);
   const saved = readScratch(conf.dataDir, env.containerID);
   if (!saved) {
@@ -30,7 +30,7 @@ export function commandCheck(env: CniEnv, conf: FlannelNetConf): string {
   }
   if (conf.prevResult) delegate["prevResult"] = withRouteGateways(conf.prevResult);
   if (conf.runtimeConfig) delegate["runtimeConfig"] = conf.runtimeConfig;
-  execPlugin(
+  await execPlugin(
     findPlugin(delegate["type"] as string, env.path),
     "CHECK",
     goJson(delegate),

@@ -6,8 +6,9 @@ import { execPlugin, findPlugin } from "./delegate-exec.js";
 import { goPathError } from "./go-errors.js";
 import { type FlannelNetConf, isObject } from "./net-conf.js";
 import { readScratch, removeScratch, scratchPath } from "./scratch-store.js";
+import { writeFully } from "./write-fd.js";
 
-export function commandDel(env: CniEnv, conf: FlannelNetConf): string {
+export async function commandDel(env: CniEnv, conf: FlannelNetConf): Promise<string> {
   let saved: Buffer | undefined;
   try {
     saved = readScratch(conf.dataDir, env.containerID);
@@ -28,12 +29,12 @@ export function commandDel(env: CniEnv, conf: FlannelNetConf): string {
   }
   if (typeof type !== "string") {
     // Nothing can be replayed from it; the veth goes when the netns does. Upstream also succeeds here.
-    process.stderr.write(`flannel: ignoring unreadable ${scratchPath(conf.dataDir, env.containerID)}\n`);
+    writeFully(2, `flannel: ignoring unreadable ${scratchPath(conf.dataDir, env.containerID)}\n`);
     removeScratch(conf.dataDir, env.containerID);
     return "";
   }
   // On failure the file stays, so the runtime's retry of DEL can still clean up.
-  execPlugin(findPlugin(type, env.path), "DEL", saved, "failed to delegate del");
+  await execPlugin(findPlugin(type, env.path), "DEL", saved, "failed to delegate del");
   removeScratch(conf.dataDir, env.containerID);
   return "";
 }

@@ -10,7 +10,8 @@ import { fileURLToPath } from "node:url";
 
 /** dist/test/unit -> the repository root. */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-export const pluginPath = join(repoRoot, "dist/src/cni/flannel-main.js");
+// The tests run what ships: the single-file bundle (npm run build:cni).
+export const pluginPath = join(repoRoot, "dist/cni/flannel.cjs");
 export const goldenDir = resolve(repoRoot, "../shared/reference/flannel-cni-v1.9.1");
 
 export interface PluginRun {
