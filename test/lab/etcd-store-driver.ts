@@ -4,6 +4,7 @@
  * watch event (a failed step prints its error and the run goes on); exits 0 after the last step.
  */
 import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { promisify } from "node:util";
 import { type EtcdConnectionOptions, EtcdStore } from "../../src/subnet/etcd/etcd-store.js";
 
@@ -21,6 +22,8 @@ export type DriverStep =
   /** Waits until this many watch lines (events and breaks together) were printed. */
   | { op: "waitWatch"; count: number; timeoutMs: number }
   | { op: "sleep"; ms: number }
+  /** Waits until the test creates this file. */
+  | { op: "waitFile"; path: string; timeoutMs: number }
   | { op: "etcdctl"; args: string[]; endpoint: string }
   | { op: "say"; text: string };
 
@@ -104,6 +107,12 @@ async function main(): Promise<number> {
         case "sleep":
           await sleep(s.ms);
           break;
+        case "waitFile": {
+          const deadline = Date.now() + s.timeoutMs;
+          while (!existsSync(s.path) && Date.now() < deadline) await sleep(20);
+          if (!existsSync(s.path)) throw new Error(`no ${s.path} after ${s.timeoutMs} ms`);
+          break;
+        }
         case "etcdctl":
           result = (
             await promisify(execFile)("etcdctl", [`--endpoints=${s.endpoint}`, ...s.args], {

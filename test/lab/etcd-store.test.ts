@@ -175,10 +175,54 @@ describe("EtcdStore against etcd 3.4", { timeout: 180_000 }, () => {
       assert.equal(broken.length, 1, `exactly one break:\n${driver.output()}`);
       assert.match(
         (broken[0] as { reason: string }).reason,
-        /^etcd at http:\/\/172\.31\.0\.254:2379: (the watch stream ended|the watch connection closed|connection reset)/,
+        /^etcd at http:\/\/172\.31\.0\.254:2379: (the connection closed|the watch stream ended|connection reset|etcd closed the connection)/,
       );
       assert.ok(detectMs < 10_000, `noticed after ${detectMs} ms`);
       assert.equal(errorOf(lines, 5), "etcd at http://172.31.0.254:2379: connection refused");
+    });
+  });
+
+  it("breaks a watch once within ~15 s when etcd stops answering (HTTP/2 PING), then reconnects", async () => {
+    await withLab({ hosts: 1, tag: "storehang" }, async (lab) => {
+      const etcd = await lab.startEtcd();
+      const resumed = join(lab.tempDir, "resumed");
+      const input: DriverInput = {
+        connect: connectOptions([ETCD]),
+        steps: [
+          /* 0 */ { op: "list", prefix: "/h/" },
+          /* 1 */ { op: "watch", prefix: "/h/", from: "$next" },
+          /* 2 */ { op: "say", text: "watching" },
+          /* 3 */ { op: "waitWatch", count: 1, timeoutMs: 30_000 },
+          /* 4 */ { op: "say", text: "broken" },
+          // etcd answers again: the dead session was dropped, so calls connect anew.
+          /* 5 */ { op: "waitFile", path: resumed, timeoutMs: 30_000 },
+          /* 6 */ { op: "put", key: "/h/a", value: "1", lease: "0" },
+          /* 7 */ { op: "get", key: "/h/a" },
+        ],
+      };
+      const driver = await lab.spawn(lab.fabric, [process.execPath, DRIVER, JSON.stringify(input)]);
+      await driver.waitForOutput(/"say":"watching"/, 10_000);
+      // A stopped process keeps its sockets: the kernel still acknowledges, nothing answers.
+      process.kill(etcd.pid, "SIGSTOP");
+      const stoppedAt = Date.now();
+      try {
+        await driver.waitForOutput(/"say":"broken"/, 25_000);
+      } finally {
+        process.kill(etcd.pid, "SIGCONT");
+      }
+      const detectMs = Date.now() - stoppedAt;
+      await writeFile(resumed, "");
+      const status = await driver.exited;
+      assert.equal(status.code, 0, driver.output());
+      const lines = parseLines(driver.output());
+      const broken = watchLines(lines);
+      assert.equal(broken.length, 1, `exactly one break:\n${driver.output()}`);
+      assert.match(
+        (broken[0] as { reason: string }).reason,
+        /^etcd at http:\/\/172\.31\.0\.254:2379: no answer to an HTTP\/2 PING within 7 s$/,
+      );
+      assert.ok(detectMs < 17_000, `noticed after ${detectMs} ms`);
+      assert.equal(resultOf(lines, 7), "1");
     });
   });
 
@@ -192,7 +236,7 @@ describe("EtcdStore against etcd 3.4", { timeout: 180_000 }, () => {
       ]);
       assert.equal(
         errorOf(lines, 0),
-        "etcd at http://172.31.0.200:2379: no answer to /v3/kv/range within 1000 ms",
+        "etcd at http://172.31.0.200:2379: no answer to KV/Range within 1000 ms",
       );
       assert.ok(Date.now() - started < 8000);
       const failover = await drive(lab, connectOptions(["http://172.31.0.254:2999", ETCD]), [
@@ -208,7 +252,7 @@ describe("EtcdStore against etcd 3.4", { timeout: 180_000 }, () => {
     });
   });
 
-  it("talks TLS with a client certificate and a password, and authenticates again when the token expires", async () => {
+  it("talks TLS with a client certificate with a Common Name and a password, and authenticates again when the token expires", async () => {
     await withLab({ hosts: 1, tag: "storetls" }, async (lab) => {
       const pki = await makePki(lab);
       const url = "https://172.31.0.254:2389";
@@ -297,13 +341,27 @@ describe("EtcdStore against etcd 3.4", { timeout: 180_000 }, () => {
         { op: "get", key: "/t/a" },
       ]);
       assert.match(errorOf(noCert, 0), /etcd at https:\/\/172\.31\.0\.254:2389: /);
-      const withCn = await drive(lab, secure({ certFile: pki.cnClientCert, keyFile: pki.cnClientKey }), [
-        { op: "get", key: "/t/a" },
+      // Without a username, etcd takes the certificate's Common Name as the user (as for flanneld).
+      await ctl(["--user=root:s3cret", "user", "add", "client:unused"]);
+      await ctl(["--user=root:s3cret", "role", "add", "weft"]);
+      await ctl([
+        "--user=root:s3cret",
+        "role",
+        "grant-permission",
+        "weft",
+        "readwrite",
+        "/t/",
+        "--prefix=true",
       ]);
-      assert.match(
-        errorOf(withCn, 0),
-        /^etcd at https:\/\/172\.31\.0\.254:2389: etcd refuses a client certificate with a Common Name/,
-      );
+      await ctl(["--user=root:s3cret", "user", "grant-role", "client", "weft"]);
+      const byCn = await drive(lab, secure({ username: undefined, password: undefined }), [
+        /* 0 */ { op: "get", key: "/t/a" },
+        /* 1 */ { op: "put", key: "/t/c", value: "c", lease: "0" },
+        /* 2 */ { op: "get", key: "/outside" },
+      ]);
+      assert.equal(resultOf(byCn, 0), "a");
+      resultOf(byCn, 1);
+      assert.match(errorOf(byCn, 2), /KV\/Range: etcdserver: permission denied \(PERMISSION_DENIED\)$/);
       await etcd.stop();
     });
   });
@@ -314,12 +372,9 @@ interface Pki {
   ca: string;
   serverCert: string;
   serverKey: string;
-  /** Without a Common Name: etcd's gateway refuses one with a CN while auth is on. */
+  /** CN=client: etcd takes the Common Name for the user when no token comes with a call. */
   clientCert: string;
   clientKey: string;
-  /** CN=client, as weftd-etcd.test.ts uses. */
-  cnClientCert: string;
-  cnClientKey: string;
 }
 
 /** A CA and a server and a client certificate for 172.31.0.254 (the recipe of weftd-etcd.test.ts). */
@@ -347,8 +402,7 @@ async function makePki(lab: Lab): Promise<Pki> {
   );
   for (const [name, subject] of [
     ["server", "/CN=server"],
-    ["client", "/O=weft-test"],
-    ["cn-client", "/CN=client"],
+    ["client", "/CN=client"],
   ] as const) {
     await openssl([
       "req",
@@ -387,7 +441,5 @@ async function makePki(lab: Lab): Promise<Pki> {
     serverKey: join(dir, "server.key"),
     clientCert: join(dir, "client.crt"),
     clientKey: join(dir, "client.key"),
-    cnClientCert: join(dir, "cn-client.crt"),
-    cnClientKey: join(dir, "cn-client.key"),
   };
 }

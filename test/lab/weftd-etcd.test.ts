@@ -167,8 +167,7 @@ describe("weftd and etcd", { timeout: 180_000 }, () => {
           "rsa:2048",
           "-nodes",
           "-subj",
-          // etcd's JSON gateway refuses client certificates with a Common Name when auth is on.
-          name === "client" ? "/O=weft-test" : `/CN=${name}`,
+          `/CN=${name}`,
           "-keyout",
           `${name}.key`,
           "-out",

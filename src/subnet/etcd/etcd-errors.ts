@@ -2,18 +2,14 @@
  * Errors from talking to etcd, each naming the endpoint and what failed, e.g.
  * "etcd at https://172.31.0.254:2389: connection refused".
  */
-
-/** gRPC status codes etcd puts in "code" of an error body (google.golang.org/grpc/codes). */
-export const GRPC_UNAUTHENTICATED = 16;
+import { GRPC_UNAUTHENTICATED } from "./grpc-status.js";
 
 export interface EtcdErrorDetails {
-  /** The gRPC code etcd answered with, when it answered with one. */
+  /** The gRPC status code etcd ended the call with, when it did. */
   readonly grpcCode?: number | undefined;
-  /** The HTTP status, when etcd answered at all. */
-  readonly httpStatus?: number | undefined;
-  /** etcd's own message, without the endpoint and path. */
+  /** etcd's own message, without the endpoint and method. */
   readonly detail?: string;
-  /** Nothing reached etcd (the connection could not be made): safe to try another endpoint. */
+  /** Nothing reached etcd (no connection, or the stream was refused unprocessed): try another endpoint. */
   readonly notSent?: boolean;
   /** etcd refused the auth token: authenticating again may fix it. */
   readonly tokenRejected?: boolean;
@@ -24,7 +20,6 @@ export interface EtcdErrorDetails {
 export class EtcdError extends Error {
   readonly endpoint: string;
   readonly grpcCode: number | undefined;
-  readonly httpStatus: number | undefined;
   readonly detail: string;
   readonly notSent: boolean;
   readonly tokenRejected: boolean;
@@ -34,7 +29,6 @@ export class EtcdError extends Error {
     this.name = "EtcdError";
     this.endpoint = endpoint;
     this.grpcCode = details.grpcCode;
-    this.httpStatus = details.httpStatus;
     this.detail = details.detail ?? what;
     this.notSent = details.notSent ?? false;
     this.tokenRejected = details.tokenRejected ?? false;
@@ -64,12 +58,22 @@ const SOCKET_ERRORS: Record<string, string> = {
   EHOSTDOWN: "host down",
   ENOTFOUND: "cannot resolve the host name",
   EAI_AGAIN: "cannot resolve the host name (temporary failure)",
+  ERR_HTTP2_GOAWAY_SESSION: "etcd closed the connection (GOAWAY)",
+  ERR_HTTP2_INVALID_SESSION: "the connection is closed",
+  ERR_HTTP2_SESSION_ERROR: "etcd closed the connection with an error",
+  ERR_HTTP2_ERROR: "HTTP/2 protocol error (is this an etcd v3 client URL?)",
 };
 
-/** A short text for an error of the socket or TLS layer. */
+/** A short text for an error of the socket, TLS or HTTP/2 layer. */
 export function describeSocketError(err: Error): string {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code && SOCKET_ERRORS[code]) return SOCKET_ERRORS[code]!;
+  // A call queued on a session whose connection failed: the connection's error is the one that matters.
+  if (code === "ERR_HTTP2_STREAM_CANCEL" && err.cause instanceof Error) return describeSocketError(err.cause);
+  if (code && SOCKET_ERRORS[code]) {
+    // Keep HTTP/2's detail (e.g. "Session closed with error code 11") after our words.
+    const words = SOCKET_ERRORS[code]!;
+    return code.startsWith("ERR_HTTP2_SESSION") ? `${words}: ${err.message}` : words;
+  }
   // TLS verification failures carry codes like DEPTH_ZERO_SELF_SIGNED_CERT or ERR_TLS_CERT_ALTNAME_INVALID.
   if (code && /CERT|TLS|SSL/.test(code)) return `TLS: ${err.message}`;
   // An AggregateError (several addresses tried) may have an empty message of its own.

@@ -1,23 +1,26 @@
 /**
- * The few etcd operations weft needs, over etcd's JSON gateway (HTTP/1.1 on the client port) with
- * node:http only: a gRPC client would double weftd's memory. Kept small so the manager above it stays
- * readable and so the client could be swapped without touching lease logic.
+ * The few etcd operations weft needs, over etcd's gRPC API with node:http2 and a small protobuf codec (a
+ * gRPC library would cost weftd some 27 MB). Kept small so the manager above it stays readable and so the
+ * client could be swapped without touching lease logic.
  */
 import { readFile } from "node:fs/promises";
 import { UserError } from "../../user-error.js";
-import { EtcdHttp } from "./etcd-http.js";
+import { EtcdGrpc } from "./etcd-grpc.js";
 import {
-  headerRevision,
-  int64Text,
+  decodeLeaseGrantResponse,
+  decodeRangeResponse,
+  decodeTxnSucceeded,
+  encodeCreateIfAbsentTxn,
+  encodeDeleteRangeRequest,
+  encodeLeaseGrantRequest,
+  encodePutRequest,
+  encodeRangeRequest,
   prefixRangeEnd,
-  type RangeResponseJson,
   type StoredValue,
-  toBase64,
-  toStoredValue,
-} from "./etcd-json.js";
+} from "./etcd-messages.js";
 import { openWatch, type PrefixWatchHandlers, type WatchHandle } from "./etcd-watch.js";
 
-export type { StoredValue } from "./etcd-json.js";
+export type { StoredValue } from "./etcd-messages.js";
 export type { PrefixWatchHandlers } from "./etcd-watch.js";
 
 export interface EtcdConnectionOptions {
@@ -34,7 +37,7 @@ export interface EtcdConnectionOptions {
 export class EtcdStore {
   private readonly watches = new Set<WatchHandle>();
 
-  private constructor(private readonly http: EtcdHttp) {}
+  private constructor(private readonly grpc: EtcdGrpc) {}
 
   /** Reads the TLS files and sets the client up; etcd itself is first contacted by the first call. */
   static async connect(options: EtcdConnectionOptions): Promise<EtcdStore> {
@@ -56,7 +59,7 @@ export class EtcdStore {
     }
     if (options.endpoints.length === 0) throw new UserError("no etcd endpoints given");
     return new EtcdStore(
-      await EtcdHttp.create({
+      new EtcdGrpc({
         endpoints: options.endpoints,
         ca: await readOptional(options.caFile, "CA file (--etcd-cafile)"),
         cert: await readOptional(options.certFile, "certificate (--etcd-certfile)"),
@@ -69,46 +72,38 @@ export class EtcdStore {
   }
 
   async get(key: string): Promise<string | undefined> {
-    const response = await this.http.call<RangeResponseJson>("/v3/kv/range", { key: toBase64(key) });
-    const kv = response.kvs?.[0];
-    return kv ? toStoredValue(kv).value : undefined;
+    const response = decodeRangeResponse(await this.grpc.call("KV/Range", encodeRangeRequest(key)));
+    return response.kvs[0]?.value;
   }
 
   /** Every key under `prefix`, and the store revision the list was taken at. */
   async list(prefix: string): Promise<{ values: StoredValue[]; revision: bigint }> {
-    const response = await this.http.call<RangeResponseJson>("/v3/kv/range", {
-      key: toBase64(prefix),
-      range_end: prefixRangeEnd(prefix),
-    });
-    return { values: (response.kvs ?? []).map(toStoredValue), revision: headerRevision(response) };
+    const response = decodeRangeResponse(
+      await this.grpc.call("KV/Range", encodeRangeRequest(prefix, prefixRangeEnd(prefix))),
+    );
+    return { values: response.kvs, revision: response.revision };
   }
 
   async grantLease(ttlSeconds: number): Promise<string> {
-    const response = await this.http.call<{ ID?: string; error?: string }>("/v3/lease/grant", {
-      TTL: ttlSeconds,
-    });
-    if (response.error) throw new Error(`etcd refused a lease of ${ttlSeconds} s: ${response.error}`);
-    const id = int64Text(response.ID, "ID");
-    if (id === "0") throw new Error("etcd granted a lease without an ID");
-    return id;
+    const answer = decodeLeaseGrantResponse(
+      await this.grpc.call("Lease/LeaseGrant", encodeLeaseGrantRequest(ttlSeconds)),
+    );
+    if (answer.error) throw new Error(`etcd refused a lease of ${ttlSeconds} s: ${answer.error}`);
+    if (answer.id === "0") throw new Error("etcd granted a lease without an ID");
+    return answer.id;
   }
 
   /** Creates `key` only if it does not exist; false when someone holds it already. */
   async createIfAbsent(key: string, value: string, leaseId: string): Promise<boolean> {
-    const response = await this.http.call<{ succeeded?: boolean }>("/v3/kv/txn", {
-      // A key that does not exist has create_revision 0.
-      compare: [{ key: toBase64(key), target: "CREATE", result: "EQUAL", create_revision: "0" }],
-      success: [{ request_put: putRequest(key, value, leaseId) }],
-    });
-    return response.succeeded === true;
+    return decodeTxnSucceeded(await this.grpc.call("KV/Txn", encodeCreateIfAbsentTxn(key, value, leaseId)));
   }
 
   async put(key: string, value: string, leaseId: string): Promise<void> {
-    await this.http.call("/v3/kv/put", putRequest(key, value, leaseId));
+    await this.grpc.call("KV/Put", encodePutRequest(key, value, leaseId));
   }
 
   async delete(key: string): Promise<void> {
-    await this.http.call("/v3/kv/deleterange", { key: toBase64(key) });
+    await this.grpc.call("KV/DeleteRange", encodeDeleteRangeRequest(key));
   }
 
   /**
@@ -123,13 +118,8 @@ export class EtcdStore {
     let broken = false;
     let watch: WatchHandle | undefined;
     watch = await openWatch(
-      this.http,
-      {
-        key: toBase64(prefix),
-        range_end: prefixRangeEnd(prefix),
-        start_revision: fromRevision.toString(),
-        progress_notify: true,
-      },
+      this.grpc,
+      { key: prefix, rangeEnd: prefixRangeEnd(prefix), startRevision: fromRevision, progressNotify: true },
       {
         onPut: handlers.onPut,
         onDelete: handlers.onDelete,
@@ -154,13 +144,6 @@ export class EtcdStore {
   close(): void {
     for (const watch of this.watches) void watch.close();
     this.watches.clear();
-    this.http.close();
+    this.grpc.close();
   }
-}
-
-function putRequest(key: string, value: string, leaseId: string): Record<string, string> {
-  const request: Record<string, string> = { key: toBase64(key), value: toBase64(value) };
-  // Lease 0 is "no lease" (a reservation), which proto3 JSON leaves out anyway.
-  if (leaseId !== "0") request["lease"] = leaseId;
-  return request;
 }

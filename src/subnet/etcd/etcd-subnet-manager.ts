@@ -38,8 +38,10 @@ export class EtcdSubnetManager implements SubnetManager {
   private stopWatch: (() => Promise<void>) | undefined;
   private readonly table = new LeaseTable();
   private reacquiring = false;
-  /** The list the lease was acquired from: the watch starts from it instead of listing again. */
+  /** The list the first lease was acquired from: the first watch starts from it instead of listing again. */
   private acquiredFrom: { values: StoredValue[]; revision: bigint } | undefined;
+  /** The sync loop runs: a later acquisition's list must not replace a fresh one after a break. */
+  private syncing = false;
 
   constructor(
     private readonly store: EtcdStore,
@@ -82,7 +84,7 @@ export class EtcdSubnetManager implements SubnetManager {
 
   private async tryAcquire(config: NetworkConfig, request: LeaseRequest): Promise<Lease | undefined> {
     const listed = await this.store.list(this.subnetsPrefix);
-    this.acquiredFrom = listed;
+    if (!this.syncing) this.acquiredFrom = listed;
     const { values } = listed;
     const table = new LeaseTable();
     // Bad values are reported by the watch, which sees the same keys; here they only count as taken.
@@ -167,6 +169,7 @@ export class EtcdSubnetManager implements SubnetManager {
 
   /** List, then watch from there; on any break, list again and diff. Runs until close(). */
   private async syncLoop(watcher: LeaseWatcher): Promise<void> {
+    this.syncing = true;
     let retryMs = RETRY_MIN_MS;
     while (!this.closed) {
       let broken!: () => void;
@@ -175,12 +178,19 @@ export class EtcdSubnetManager implements SubnetManager {
       });
       try {
         // The first pass reuses the list taken to acquire our lease; the watch then delivers our own
-        // create and everything after it.
-        const { values, revision } = this.acquiredFrom ?? (await this.store.list(this.subnetsPrefix));
+        // create and everything after it. That list predates our write, so our lease is added to it
+        // (else it would look deleted, and we would acquire it again).
+        const reused = this.acquiredFrom;
         this.acquiredFrom = undefined;
+        const { values, revision } = reused ?? (await this.store.list(this.subnetsPrefix));
         if (this.closed) return;
-        for (const warning of this.table.replaceAll(values.map((v) => this.toRaw(v))))
-          watcher.onWarning(warning);
+        let raws = values.map((v) => this.toRaw(v));
+        const own = this.own;
+        if (reused && own) {
+          raws = raws.filter((r) => r.subnetKey !== own.key);
+          raws.push({ subnetKey: own.key, value: encodeLeaseAttrs(own.attrs), reservation: own.reservation });
+        }
+        for (const warning of this.table.replaceAll(raws)) watcher.onWarning(warning);
         watcher.onLeases(this.table.leases);
         this.checkOwnLease(watcher);
         const handle = await this.store.watchPrefix(this.subnetsPrefix, revision + 1n, {

@@ -1,11 +1,20 @@
 /**
- * The streaming watch: POST /v3/watch with a create_request, then read newline-delimited JSON messages
- * ({"result":{...}}) for as long as the stream lives. The first message confirms the watch ("created");
- * until then a failure rejects, after it every failure ends in exactly one onBroken.
+ * The watch: a bidirectional /etcdserverpb.Watch/Watch stream carrying one WatchCreateRequest out and
+ * WatchResponses back for as long as it lives. The first response confirms the watch ("created"); until
+ * then a failure rejects, after it every failure ends in exactly one onBroken.
  */
-import { describeSocketError, EtcdError, isAuthTokenError } from "./etcd-errors.js";
-import type { EtcdHttp, Exchange } from "./etcd-http.js";
-import { parseWatchMessage, type StoredValue, type WatchMessage } from "./etcd-json.js";
+
+import { EtcdError, isAuthTokenError } from "./etcd-errors.js";
+import { callError, type EtcdGrpc, type StartedCall } from "./etcd-grpc.js";
+import {
+  decodeWatchResponse,
+  encodeWatchCreateRequest,
+  type StoredValue,
+  type WatchCreate,
+  type WatchMessage,
+} from "./etcd-messages.js";
+import type { GrpcOutcome } from "./grpc-call.js";
+import { GRPC_OK } from "./grpc-status.js";
 
 export interface PrefixWatchHandlers {
   onPut(kv: StoredValue): void;
@@ -19,80 +28,59 @@ export interface WatchHandle {
   close(): Promise<void>;
 }
 
-/** mvccpb-shaped create_request, keys already base64 and revisions as strings. */
-export interface WatchCreateRequest {
-  readonly key: string;
-  readonly range_end: string;
-  readonly start_revision: string;
-  readonly progress_notify: boolean;
-}
-
 /**
  * A stream silent for this long is taken as dead. etcd sends a progress notification every 10 min by
- * default when asked (progress_notify); dead peers are normally noticed far sooner by TCP keepalive.
+ * default when asked (progress_notify); a dead peer is noticed far sooner by HTTP/2 PING.
  */
 export const WATCH_SILENCE_MS = 3 * 10 * 60 * 1000;
 
-/** Splits a byte stream into lines at "\n" (which never occurs inside a UTF-8 multi-byte character). */
-export class LineSplitter {
-  private pending: Buffer[] = [];
-
-  push(chunk: Buffer): string[] {
-    const lines: string[] = [];
-    let start = 0;
-    for (let end = chunk.indexOf(0x0a); end !== -1; end = chunk.indexOf(0x0a, start)) {
-      this.pending.push(chunk.subarray(start, end));
-      const line = Buffer.concat(this.pending).toString("utf8").trim();
-      this.pending = [];
-      if (line !== "") lines.push(line);
-      start = end + 1;
-    }
-    if (start < chunk.length) this.pending.push(chunk.subarray(start));
-    return lines;
-  }
-}
-
 /** Opens a watch and resolves once etcd confirms it, re-authenticating once if etcd refuses the token. */
 export async function openWatch(
-  http: EtcdHttp,
-  createRequest: WatchCreateRequest,
+  grpc: EtcdGrpc,
+  create: WatchCreate,
   handlers: PrefixWatchHandlers,
   silenceMs = WATCH_SILENCE_MS,
 ): Promise<WatchHandle> {
-  const deadline = Date.now() + http.callTimeoutMs;
-  return http.withToken(deadline, async (token) => {
-    const exchange = await http.openStream("/v3/watch", { create_request: createRequest }, token, deadline);
-    const watch = new Watch(exchange, handlers, silenceMs);
-    try {
-      await watch.created(deadline, http.callTimeoutMs);
-    } catch (err) {
-      void watch.close();
-      throw err;
-    }
-    return watch;
-  });
+  const deadline = Date.now() + grpc.callTimeoutMs;
+  return grpc.withToken(deadline, (token) =>
+    grpc.tryEndpoints(deadline, async (endpoint) => {
+      const watch = new Watch(grpc, endpoint, token, create, handlers, silenceMs);
+      await watch.created(deadline, grpc.callTimeoutMs);
+      return watch;
+    }),
+  );
 }
+
+const METHOD = "Watch/Watch";
 
 class Watch implements WatchHandle {
   private state: "creating" | "watching" | "done" = "creating";
   private confirm: { resolve(): void; reject(err: Error): void } | undefined;
   private creationFailure: Error | undefined;
   private silenceTimer: NodeJS.Timeout | undefined;
-  private readonly lines = new LineSplitter();
-  private readonly endpoint: string;
+  private readonly started: StartedCall | undefined;
+  private readonly stopKeepAlive: () => void = () => {};
 
   constructor(
-    private readonly exchange: Exchange,
+    private readonly grpc: EtcdGrpc,
+    private readonly endpoint: string,
+    token: string | undefined,
+    create: WatchCreate,
     private readonly handlers: PrefixWatchHandlers,
     private readonly silenceMs: number,
   ) {
-    this.endpoint = exchange.endpoint;
-    const { request, response } = exchange;
-    response.on("data", (chunk: Buffer) => this.onData(chunk));
-    response.on("end", () => this.fail("the watch stream ended"));
-    response.on("close", () => this.fail("the watch connection closed"));
-    response.on("error", (err) => this.fail(describeSocketError(err)));
-    request.on("error", (err) => this.fail(describeSocketError(err)));
+    try {
+      this.started = grpc.start(endpoint, METHOD, token, {
+        onMessage: (message) => this.onMessage(message),
+        onEnd: (outcome) => this.onEnd(outcome),
+      });
+    } catch (err) {
+      this.fail(new EtcdError(endpoint, (err as Error).message));
+      return;
+    }
+    // Our side stays open, as clientv3's: etcd may take it for the end of the watch otherwise.
+    this.started.call.send(encodeWatchCreateRequest(create), false);
+    this.stopKeepAlive = grpc.sessions.keepAlive(this.started.session);
     this.armSilenceTimer();
   }
 
@@ -102,7 +90,17 @@ class Watch implements WatchHandle {
     if (this.creationFailure) return Promise.reject(this.creationFailure);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
-        () => this.fail(`no watch confirmation within ${timeoutMs} ms`),
+        () => {
+          // A connection not made in time is given up, so the next try connects anew (maybe elsewhere).
+          const session = this.started?.session;
+          const connecting = session?.connecting ?? false;
+          if (connecting) session?.destroy();
+          this.fail(
+            new EtcdError(this.endpoint, `no watch confirmation within ${timeoutMs} ms`, {
+              notSent: connecting,
+            }),
+          );
+        },
         Math.max(1, deadline - Date.now()),
       );
       this.confirm = {
@@ -121,20 +119,19 @@ class Watch implements WatchHandle {
   async close(): Promise<void> {
     if (this.state === "done") return;
     this.state = "done";
-    clearTimeout(this.silenceTimer);
-    this.exchange.request.destroy();
+    this.stop();
   }
 
-  private onData(chunk: Buffer): void {
+  private onMessage(bytes: Buffer): void {
     if (!this.open()) return;
     this.armSilenceTimer();
-    for (const line of this.lines.push(chunk)) {
-      this.onMessage(parseWatchMessage(line));
-      if (!this.open()) return;
+    let message: WatchMessage;
+    try {
+      message = decodeWatchResponse(bytes);
+    } catch (err) {
+      this.fail(`unreadable watch message: ${(err as Error).message}`);
+      return;
     }
-  }
-
-  private onMessage(message: WatchMessage): void {
     switch (message.kind) {
       case "created":
         if (this.state === "creating") {
@@ -157,12 +154,21 @@ class Watch implements WatchHandle {
         }
         return;
       case "canceled":
-        this.fail(`watch canceled: ${message.reason}`, isAuthTokenError(undefined, message.reason));
-        return;
-      case "error":
-        this.fail(message.message, isAuthTokenError(message.grpcCode, message.message));
+        this.fail(
+          new EtcdError(this.endpoint, `watch canceled: ${message.reason}`, {
+            tokenRejected: isAuthTokenError(undefined, message.reason),
+          }),
+        );
         return;
     }
+  }
+
+  private onEnd(outcome: GrpcOutcome): void {
+    if (outcome.kind === "status" && outcome.status.code === GRPC_OK) {
+      this.fail("the watch stream ended");
+      return;
+    }
+    this.fail(callError(this.endpoint, METHOD, outcome, this.grpc.unansweredMeansNotSent(this.started)));
   }
 
   // Methods, not inline comparisons: a handler may change the state while we look.
@@ -175,19 +181,24 @@ class Watch implements WatchHandle {
   }
 
   /** The one way out: rejects creation, or calls onBroken once; never after close(). */
-  private fail(what: string, tokenRejected = false): void {
+  private fail(what: string | EtcdError): void {
     if (this.state === "done") return;
     const wasCreating = this.state === "creating";
     this.state = "done";
-    clearTimeout(this.silenceTimer);
-    this.exchange.request.destroy();
-    const error = new EtcdError(this.endpoint, what, { tokenRejected });
+    this.stop();
+    const error = typeof what === "string" ? new EtcdError(this.endpoint, what) : what;
     if (wasCreating) {
       this.creationFailure = error;
       this.confirm?.reject(error);
     } else {
       this.handlers.onBroken(error.message);
     }
+  }
+
+  private stop(): void {
+    clearTimeout(this.silenceTimer);
+    this.stopKeepAlive();
+    this.started?.call.cancel();
   }
 
   private armSilenceTimer(): void {
