@@ -9,7 +9,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release } from "node:os";
 import { fileURLToPath } from "node:url";
-import { Lab, type LabHost, type LabProcess } from "../test/lab/lab.js";
+import { Lab, type LabHost, type LabProcess, weftdCommand } from "../test/lab/lab.js";
 import { runCommand } from "../test/lab/lab-command.js";
 
 const PREFIX = "/coreos.com/network";
@@ -18,7 +18,6 @@ const DEVICE = "flannel.1";
 const POLL_MS = 50;
 const PROGRAM_TIMEOUT_MS = 60_000;
 const LEASE_LATENCY_TIMEOUT_MS = 5_000;
-const WEFTD = fileURLToPath(new URL("../src/daemon/weftd-main.js", import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
 
 // ---- the leases: peer i (0-based) is 10.<1 + i / 256>.<i % 256>.0/24 on host 172.31.<1 + i / 250>.<1 + i % 250>.
@@ -194,10 +193,12 @@ async function startWeftd(lab: Lab, host: LabHost, options: Options, label: stri
   const nodeArgs = [...options.nodeArgs];
   if (options.cpuProf)
     nodeArgs.push("--cpu-prof", `--cpu-prof-dir=${options.cpuProf}`, `--cpu-prof-name=${label}.cpuprofile`);
+  // weftd as it ships (its own Node flags), plus any given for this run.
+  const [node, ...shipped] = weftdCommand();
   return lab.spawn(host, [
-    process.execPath,
+    node!,
     ...nodeArgs,
-    WEFTD,
+    ...shipped,
     `--etcd-endpoints=${lab.etcdEndpoint}`,
     "--iface=eth0",
     `--subnet-file=${lab.subnetFile(host)}`,

@@ -7,7 +7,7 @@
 // This mirrors the setup the reference observations were captured on. Nothing is ever added to the root
 // namespace; everything created is removed by name or pid in destroy(), at process exit, on SIGINT/SIGTERM,
 // and, for labs whose owner process died, by the stale sweep in Lab.create().
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -33,6 +33,21 @@ import { describeStatus, type ExitStatus, LabProcess, type SpawnOptions } from "
 export type { CommandOptions, CommandResult } from "./lab-command.js";
 export type { ExitStatus, SpawnOptions } from "./lab-process.js";
 export { LabProcess } from "./lab-process.js";
+
+/**
+ * How to run weftd as it ships: this Node, with the Node flags of weftd's own "#!/usr/bin/env -S node ..."
+ * line, then the script.
+ */
+export function weftdCommand(): string[] {
+  const weftd = join(repoRoot(), "dist", "src", "daemon", "weftd-main.js");
+  if (!existsSync(weftd)) throw new Error(`weftd is not built: ${weftd} is missing (npm run build)`);
+  const shebang = readFileSync(weftd, "utf8").split("\n", 1)[0]!;
+  const flags = shebang
+    .replace(/^#!\/usr\/bin\/env (-S )?node ?/, "")
+    .split(" ")
+    .filter(Boolean);
+  return [process.execPath, ...flags, weftd];
+}
 
 export interface LabOptions {
   /** Number of hosts, each its own namespace (1..200). */
@@ -374,15 +389,12 @@ export class Lab {
     args: readonly string[] = [],
     env?: Record<string, string>,
   ): Promise<LabProcess> {
-    const weftd = join(repoRoot(), "dist", "src", "daemon", "weftd-main.js");
-    if (!existsSync(weftd))
-      throw new Error(`weftd is not built: ${weftd} is missing (npx tsc -p tsconfig.json)`);
     const defaults = [
       `--etcd-endpoints=${this.etcdEndpoint}`,
       "--iface=eth0",
       `--subnet-file=${this.subnetFile(host)}`,
     ];
-    return this.spawn(host, [process.execPath, weftd, ...mergeFlags(defaults, args)], env ? { env } : {});
+    return this.spawn(host, [...weftdCommand(), ...mergeFlags(defaults, args)], env ? { env } : {});
   }
 
   /** Stops every process the lab started, deletes its namespaces and temp dir. Idempotent. */
