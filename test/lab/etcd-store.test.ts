@@ -3,15 +3,14 @@
  * through etcd-store-driver.js, which prints one JSON line per step and per watch event.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import type { EtcdConnectionOptions } from "../../src/subnet/etcd/etcd-store.js";
 import type { DriverInput, DriverLine, DriverStep } from "./etcd-store-driver.js";
 import { type Lab, withLab } from "./lab.js";
+import { makePki } from "./lab-pki.js";
 import { waitFor } from "./weft-cluster.js";
 
 const DRIVER = join(dirname(fileURLToPath(import.meta.url)), "etcd-store-driver.js");
@@ -254,7 +253,7 @@ describe("EtcdStore against etcd 3.4", { timeout: 180_000 }, () => {
 
   it("talks TLS with a client certificate with a Common Name and a password, and authenticates again when the token expires", async () => {
     await withLab({ hosts: 1, tag: "storetls" }, async (lab) => {
-      const pki = await makePki(lab);
+      const pki = await makePki(lab.tempDir);
       const url = "https://172.31.0.254:2389";
       const etcd = await lab.spawn(lab.fabric, [
         "etcd",
@@ -366,80 +365,3 @@ describe("EtcdStore against etcd 3.4", { timeout: 180_000 }, () => {
     });
   });
 });
-
-interface Pki {
-  dir: string;
-  ca: string;
-  serverCert: string;
-  serverKey: string;
-  /** CN=client: etcd takes the Common Name for the user when no token comes with a call. */
-  clientCert: string;
-  clientKey: string;
-}
-
-/** A CA and a server and a client certificate for 172.31.0.254 (the recipe of weftd-etcd.test.ts). */
-async function makePki(lab: Lab): Promise<Pki> {
-  const dir = await mkdtemp(join(lab.tempDir, "pki-"));
-  const openssl = (args: string[]) => promisify(execFile)("openssl", args, { cwd: dir });
-  await openssl([
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-days",
-    "1",
-    "-subj",
-    "/CN=weft-test-ca",
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.crt",
-  ]);
-  await writeFile(
-    join(dir, "san.cnf"),
-    "subjectAltName=IP:172.31.0.254\nextendedKeyUsage=serverAuth,clientAuth\n",
-  );
-  for (const [name, subject] of [
-    ["server", "/CN=server"],
-    ["client", "/CN=client"],
-  ] as const) {
-    await openssl([
-      "req",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-subj",
-      subject,
-      "-keyout",
-      `${name}.key`,
-      "-out",
-      `${name}.csr`,
-    ]);
-    await openssl([
-      "x509",
-      "-req",
-      "-in",
-      `${name}.csr`,
-      "-CA",
-      "ca.crt",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-days",
-      "1",
-      "-extfile",
-      "san.cnf",
-      "-out",
-      `${name}.crt`,
-    ]);
-  }
-  return {
-    dir,
-    ca: join(dir, "ca.crt"),
-    serverCert: join(dir, "server.crt"),
-    serverKey: join(dir, "server.key"),
-    clientCert: join(dir, "client.crt"),
-    clientKey: join(dir, "client.key"),
-  };
-}

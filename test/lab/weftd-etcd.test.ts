@@ -3,12 +3,10 @@
  * deleted under us, a bad or missing config, an unknown backend, and etcd with TLS and a password.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { mkdtemp, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { promisify } from "node:util";
 import { withLab } from "./lab.js";
+import { makePki } from "./lab-pki.js";
 import {
   PREFIX,
   readLease,
@@ -139,78 +137,27 @@ describe("weftd and etcd", { timeout: 180_000 }, () => {
 
   it("talks to etcd over TLS with a client certificate and a username and password", async () => {
     await withLab({ hosts: 1, tag: "tls" }, async (lab) => {
-      const dir = await mkdtemp(join(lab.tempDir, "pki-"));
-      const openssl = (args: string[]) => promisify(execFile)("openssl", args, { cwd: dir });
-      await openssl([
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=weft-test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-      ]);
-      await writeFile(
-        join(dir, "san.cnf"),
-        "subjectAltName=IP:172.31.0.254\nextendedKeyUsage=serverAuth,clientAuth\n",
-      );
-      for (const name of ["server", "client"]) {
-        await openssl([
-          "req",
-          "-newkey",
-          "rsa:2048",
-          "-nodes",
-          "-subj",
-          `/CN=${name}`,
-          "-keyout",
-          `${name}.key`,
-          "-out",
-          `${name}.csr`,
-        ]);
-        await openssl([
-          "x509",
-          "-req",
-          "-in",
-          `${name}.csr`,
-          "-CA",
-          "ca.crt",
-          "-CAkey",
-          "ca.key",
-          "-CAcreateserial",
-          "-days",
-          "1",
-          "-extfile",
-          "san.cnf",
-          "-out",
-          `${name}.crt`,
-        ]);
-      }
+      const pki = await makePki(lab.tempDir);
       const url = "https://172.31.0.254:2389";
       const etcd = await lab.spawn(lab.fabric, [
         "etcd",
         "--name=tls",
-        `--data-dir=${join(dir, "data")}`,
+        `--data-dir=${join(pki.dir, "data")}`,
         `--listen-client-urls=${url}`,
         `--advertise-client-urls=${url}`,
         "--listen-peer-urls=http://127.0.0.1:2390",
         "--initial-advertise-peer-urls=http://127.0.0.1:2390",
         "--initial-cluster=tls=http://127.0.0.1:2390",
-        `--cert-file=${join(dir, "server.crt")}`,
-        `--key-file=${join(dir, "server.key")}`,
-        `--trusted-ca-file=${join(dir, "ca.crt")}`,
+        `--cert-file=${pki.serverCert}`,
+        `--key-file=${pki.serverKey}`,
+        `--trusted-ca-file=${pki.ca}`,
         "--client-cert-auth",
       ]);
       const tls = [
         `--endpoints=${url}`,
-        `--cacert=${join(dir, "ca.crt")}`,
-        `--cert=${join(dir, "client.crt")}`,
-        `--key=${join(dir, "client.key")}`,
+        `--cacert=${pki.ca}`,
+        `--cert=${pki.clientCert}`,
+        `--key=${pki.clientKey}`,
       ];
       const ctl = (args: string[], user = true) =>
         lab.run(lab.fabric, ["etcdctl", ...tls, ...(user ? ["--user=root:s3cret"] : []), ...args], {
@@ -237,9 +184,9 @@ describe("weftd and etcd", { timeout: 180_000 }, () => {
       await ctl(["put", `${PREFIX}/config`, VXLAN]);
       const weftd = await lab.startWeftd(lab.host(1), [
         `--etcd-endpoints=${url}`,
-        `--etcd-cafile=${join(dir, "ca.crt")}`,
-        `--etcd-certfile=${join(dir, "client.crt")}`,
-        `--etcd-keyfile=${join(dir, "client.key")}`,
+        `--etcd-cafile=${pki.ca}`,
+        `--etcd-certfile=${pki.clientCert}`,
+        `--etcd-keyfile=${pki.clientKey}`,
         "--etcd-username=root",
         "--etcd-password=s3cret",
       ]);
