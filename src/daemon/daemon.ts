@@ -8,7 +8,7 @@ import v8 from "node:v8";
 import vm from "node:vm";
 import type { Backend } from "../backend/backend.js";
 import { createBackend } from "../backend/registry.js";
-import type { NetworkConfig } from "../config/network-config.js";
+import { enabledNetworks, type NetworkConfig } from "../config/network-config.js";
 import { formatCIDR, type IPNetwork } from "../ip/ip-network.js";
 import type { Lease } from "../lease/lease.js";
 import { readPreviousSubnets, writeSubnetEnv } from "../lease/subnet-env.js";
@@ -251,9 +251,7 @@ export class Daemon {
 
   private scope(): OwnershipScope {
     return {
-      networks: [this.config.ipv4?.network, this.config.ipv6?.network].filter(
-        (n): n is IPNetwork => n !== undefined,
-      ),
+      networks: enabledNetworks(this.config),
       ownSubnets: [this.lease.subnet, this.lease.ipv6Subnet].filter((n): n is IPNetwork => n !== undefined),
       routeDevices: this.backend.routeDevices,
       ownedDevices: this.backend.ownedDevices,

@@ -17,8 +17,8 @@ export interface ChainRules {
   readonly rules: readonly string[];
 }
 
-export const MASQ_CHAIN = "FLANNEL-POSTRTG";
-export const FORWARD_CHAIN = "FLANNEL-FWD";
+const MASQ_CHAIN = "FLANNEL-POSTRTG";
+const FORWARD_CHAIN = "FLANNEL-FWD";
 const MASQ_COMMENT = "flanneld masq";
 const FORWARD_COMMENT = "flanneld forward";
 
@@ -29,7 +29,7 @@ function multicast(family: IPFamily): string {
   return family === 4 ? "224.0.0.0/4" : "ff00::/8";
 }
 
-export function withComment(spec: string, comment: string, target: string): string {
+function withComment(spec: string, comment: string, target: string): string {
   return `${spec}${spec ? " " : ""}-m comment --comment "${comment}" -j ${target}`;
 }
 

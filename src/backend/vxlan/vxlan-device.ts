@@ -3,7 +3,7 @@
  * adopted as it is, MAC included, so peers' FDB entries for us stay valid; an incompatible one is
  * replaced. Its only address is the subnet's .0 as a host address (/32, /128), as flanneld sets it.
  */
-import { formatIP, parseIP } from "../../ip/ip-address.js";
+import { formatIP, ipEquals, parseIP } from "../../ip/ip-address.js";
 import { type IPNetwork, networkAddress } from "../../ip/ip-network.js";
 import { RT_SCOPE_UNIVERSE } from "../../netlink/constants.js";
 import type { Link, RtNetlink, VxlanInfo } from "../../netlink/index.js";
@@ -27,7 +27,7 @@ export interface VxlanDeviceSpec {
 function sameAddress(a: string | undefined, b: string): boolean {
   const pa = a === undefined ? undefined : parseIP(a);
   const pb = parseIP(b);
-  return pa !== undefined && pb !== undefined && pa.family === pb.family && pa.value === pb.value;
+  return pa !== undefined && pb !== undefined && ipEquals(pa, pb);
 }
 
 export function isCompatible(link: Link, spec: VxlanDeviceSpec): boolean {
