@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import type { EtcdConnectionOptions } from "../../src/subnet/etcd/etcd-store.js";
 import type { DriverInput, DriverLine, DriverStep } from "./etcd-store-driver.js";
 import { type Lab, withLab } from "./lab.js";
-import { makePki } from "./lab-pki.js";
+import { makePki, TLS_ETCD_URL, tlsEtcdArgv, tlsEtcdctlFlags } from "./lab-pki.js";
 import { waitFor } from "./weft-cluster.js";
 
 const DRIVER = join(dirname(fileURLToPath(import.meta.url)), "etcd-store-driver.js");
@@ -254,29 +254,10 @@ describe("EtcdStore against etcd 3.4", { timeout: 180_000 }, () => {
   it("talks TLS with a client certificate with a Common Name and a password, and authenticates again when the token expires", async () => {
     await withLab({ hosts: 1, tag: "storetls" }, async (lab) => {
       const pki = await makePki(lab.tempDir);
-      const url = "https://172.31.0.254:2389";
-      const etcd = await lab.spawn(lab.fabric, [
-        "etcd",
-        "--name=tls",
-        `--data-dir=${join(pki.dir, "data")}`,
-        `--listen-client-urls=${url}`,
-        `--advertise-client-urls=${url}`,
-        "--listen-peer-urls=http://127.0.0.1:2390",
-        "--initial-advertise-peer-urls=http://127.0.0.1:2390",
-        "--initial-cluster=tls=http://127.0.0.1:2390",
-        `--cert-file=${pki.serverCert}`,
-        `--key-file=${pki.serverKey}`,
-        `--trusted-ca-file=${pki.ca}`,
-        "--client-cert-auth",
-        // Tokens die after 1 s unused: the store must authenticate again by itself.
-        "--auth-token-ttl=1",
-      ]);
-      const tls = [
-        `--endpoints=${url}`,
-        `--cacert=${pki.ca}`,
-        `--cert=${pki.clientCert}`,
-        `--key=${pki.clientKey}`,
-      ];
+      const url = TLS_ETCD_URL;
+      // Tokens die after 1 s unused: the store must authenticate again by itself.
+      const etcd = await lab.spawn(lab.fabric, tlsEtcdArgv(pki, ["--auth-token-ttl=1"]));
+      const tls = tlsEtcdctlFlags(pki);
       const ctl = (args: string[]) =>
         lab.run(lab.fabric, ["etcdctl", ...tls, ...args], { env: { ETCDCTL_API: "3" } });
       await waitFor(

@@ -80,3 +80,35 @@ export async function makePki(parent: string): Promise<Pki> {
     clientKey: join(dir, "client.key"),
   };
 }
+
+/** Where a TLS etcd started with tlsEtcdArgv listens (the fabric's address; 2379 is the lab's plain etcd). */
+export const TLS_ETCD_URL = "https://172.31.0.254:2389";
+
+/** The command line of an etcd in the fabric that serves TLS and requires client certificates. */
+export function tlsEtcdArgv(pki: Pki, extra: readonly string[] = []): string[] {
+  return [
+    "etcd",
+    "--name=tls",
+    `--data-dir=${join(pki.dir, "data")}`,
+    `--listen-client-urls=${TLS_ETCD_URL}`,
+    `--advertise-client-urls=${TLS_ETCD_URL}`,
+    "--listen-peer-urls=http://127.0.0.1:2390",
+    "--initial-advertise-peer-urls=http://127.0.0.1:2390",
+    "--initial-cluster=tls=http://127.0.0.1:2390",
+    `--cert-file=${pki.serverCert}`,
+    `--key-file=${pki.serverKey}`,
+    `--trusted-ca-file=${pki.ca}`,
+    "--client-cert-auth",
+    ...extra,
+  ];
+}
+
+/** etcdctl's flags to reach that etcd with the client certificate. */
+export function tlsEtcdctlFlags(pki: Pki): string[] {
+  return [
+    `--endpoints=${TLS_ETCD_URL}`,
+    `--cacert=${pki.ca}`,
+    `--cert=${pki.clientCert}`,
+    `--key=${pki.clientKey}`,
+  ];
+}

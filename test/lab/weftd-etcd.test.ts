@@ -3,10 +3,9 @@
  * deleted under us, a bad or missing config, an unknown backend, and etcd with TLS and a password.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { describe, it } from "node:test";
 import { withLab } from "./lab.js";
-import { makePki } from "./lab-pki.js";
+import { makePki, TLS_ETCD_URL, tlsEtcdArgv, tlsEtcdctlFlags } from "./lab-pki.js";
 import {
   PREFIX,
   readLease,
@@ -138,27 +137,9 @@ describe("weftd and etcd", { timeout: 180_000 }, () => {
   it("talks to etcd over TLS with a client certificate and a username and password", async () => {
     await withLab({ hosts: 1, tag: "tls" }, async (lab) => {
       const pki = await makePki(lab.tempDir);
-      const url = "https://172.31.0.254:2389";
-      const etcd = await lab.spawn(lab.fabric, [
-        "etcd",
-        "--name=tls",
-        `--data-dir=${join(pki.dir, "data")}`,
-        `--listen-client-urls=${url}`,
-        `--advertise-client-urls=${url}`,
-        "--listen-peer-urls=http://127.0.0.1:2390",
-        "--initial-advertise-peer-urls=http://127.0.0.1:2390",
-        "--initial-cluster=tls=http://127.0.0.1:2390",
-        `--cert-file=${pki.serverCert}`,
-        `--key-file=${pki.serverKey}`,
-        `--trusted-ca-file=${pki.ca}`,
-        "--client-cert-auth",
-      ]);
-      const tls = [
-        `--endpoints=${url}`,
-        `--cacert=${pki.ca}`,
-        `--cert=${pki.clientCert}`,
-        `--key=${pki.clientKey}`,
-      ];
+      const url = TLS_ETCD_URL;
+      const etcd = await lab.spawn(lab.fabric, tlsEtcdArgv(pki));
+      const tls = tlsEtcdctlFlags(pki);
       const ctl = (args: string[], user = true) =>
         lab.run(lab.fabric, ["etcdctl", ...tls, ...(user ? ["--user=root:s3cret"] : []), ...args], {
           env: { ETCDCTL_API: "3" },
