@@ -7,8 +7,7 @@
  *   left in the kernel, without a dump; any failure makes the next run a full one.
  * Runs are coalesced: triggers during a run lead to exactly one more run, so a burst costs one pass.
  */
-import { parseIP } from "../ip/ip-address.js";
-import { formatCIDR, type IPNetwork, networkContains, parseCIDR } from "../ip/ip-network.js";
+import { type IPNetwork, networkContainsNetwork, networkEquals, parseCIDR } from "../ip/ip-network.js";
 import type { KernelChange } from "./kernel-change.js";
 import {
   type FdbEntry,
@@ -45,13 +44,8 @@ export interface OwnershipScope {
 export function isOurRoute(route: RouteEntry, scope: OwnershipScope): boolean {
   if (!scope.routeDevices.includes(route.dev)) return false;
   const dst = parseCIDR(route.dst);
-  if (!dst) return false;
-  if (scope.ownSubnets.some((own) => formatCIDR(own) === route.dst)) return false;
-  const address = parseIP(route.dst.slice(0, route.dst.indexOf("/")));
-  return (
-    address !== undefined &&
-    scope.networks.some((net) => dst.prefixLen > net.prefixLen && networkContains(net, address))
-  );
+  if (!dst || scope.ownSubnets.some((own) => networkEquals(own, dst))) return false;
+  return scope.networks.some((net) => dst.prefixLen > net.prefixLen && networkContainsNetwork(net, dst));
 }
 
 export interface ReconcileStats {

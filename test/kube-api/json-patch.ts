@@ -17,23 +17,10 @@ function parsePointer(pointer: string): string[] {
     .map((t) => t.replace(/~1/g, "/").replace(/~0/g, "~"));
 }
 
-function parent(doc: Json, tokens: string[], pointer: string): { container: Json; key: string } {
+/** The value at `tokens` below `doc`; a missing step fails as the real API says it. */
+function walk(doc: Json, tokens: string[], pointer: string): Json {
   let node: Json = doc;
-  for (const token of tokens.slice(0, -1)) {
-    const next: Json | undefined = Array.isArray(node)
-      ? node[Number(token)]
-      : isObject(node)
-        ? node[token]
-        : undefined;
-    if (next === undefined) throw new PatchError(`doc is missing path: ${pointer}: missing value`);
-    node = next;
-  }
-  return { container: node, key: tokens[tokens.length - 1]! };
-}
-
-function get(doc: Json, pointer: string): Json {
-  let node: Json = doc;
-  for (const token of parsePointer(pointer)) {
+  for (const token of tokens) {
     const next: Json | undefined = Array.isArray(node)
       ? node[Number(token)]
       : isObject(node)
@@ -43,6 +30,14 @@ function get(doc: Json, pointer: string): Json {
     node = next;
   }
   return node;
+}
+
+function parent(doc: Json, tokens: string[], pointer: string): { container: Json; key: string } {
+  return { container: walk(doc, tokens.slice(0, -1), pointer), key: tokens[tokens.length - 1]! };
+}
+
+function get(doc: Json, pointer: string): Json {
+  return walk(doc, parsePointer(pointer), pointer);
 }
 
 function add(doc: Json, pointer: string, value: Json): Json {

@@ -80,18 +80,15 @@ export class ObjectStore {
   }
 
   create(resource: ResourceType, object: JsonObject): JsonObject {
-    const metadata = metadataOf(object);
-    const stored = clone(object);
-    metadataOf(stored).resourceVersion = String(++this.rv);
-    this.table(resource).set(
-      keyOf(metadata.namespace as string | undefined, metadata.name as string),
-      stored,
-    );
-    this.record("ADDED", resource, stored);
-    return clone(stored);
+    return this.store(resource, object, "ADDED");
   }
 
   update(resource: ResourceType, object: JsonObject): JsonObject {
+    return this.store(resource, object, "MODIFIED");
+  }
+
+  /** Saves a copy with the next resourceVersion and records the watch event. */
+  private store(resource: ResourceType, object: JsonObject, event: "ADDED" | "MODIFIED"): JsonObject {
     const metadata = metadataOf(object);
     const stored = clone(object);
     metadataOf(stored).resourceVersion = String(++this.rv);
@@ -99,7 +96,7 @@ export class ObjectStore {
       keyOf(metadata.namespace as string | undefined, metadata.name as string),
       stored,
     );
-    this.record("MODIFIED", resource, stored);
+    this.record(event, resource, stored);
     return clone(stored);
   }
 
