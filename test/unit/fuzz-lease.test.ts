@@ -1,0 +1,211 @@
+// Fuzz: lease keys and values as any host may write them under <prefix>/subnets/ (flannel fuzzes
+// pkg/subnet and subnet/etcd), and the lease table every weftd keeps of them.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import { formatCIDR, makeNetwork } from "../../src/ip/ip-network.js";
+import { decodeLeaseAttrs, encodeLeaseAttrs, LeaseDecodeError } from "../../src/lease/lease-json.js";
+import { parseSubnetKey, subnetKey } from "../../src/lease/lease-key.js";
+import { decodeRawLease, LeaseTable } from "../../src/subnet/lease-table.js";
+import { assertBoundedText, checkProperty, onlyOwnErrors } from "./fuzz-harness.js";
+import {
+  deepValue,
+  fieldValue,
+  flatWrongJson,
+  jsonDocumentText,
+  nearIPv4,
+  nearIPv6,
+  nearLeaseKey,
+  recordOf,
+  wrongJson,
+} from "./fuzz-inputs.js";
+
+/** Until h/lease-scope lands: see /work/wt/fuzz-findings.md (F1, F2). */
+const KNOWN_LEASE_DECODE =
+  "finding F1/F2 in fuzz-findings.md: lease-json.ts optionalString JSON.stringify()s the untrusted value (RangeError on deep nesting, unbounded message); fix on h/lease-scope";
+
+const KNOWN_LEASE_TABLE_WARNING =
+  "finding F3 in fuzz-findings.md: lease-table.ts put quotes the raw key (control characters, 1 MB) in its warning; fix on h/lease-scope";
+
+const mac = fc
+  .uint8Array({ minLength: 6, maxLength: 6 })
+  .map((b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(":"));
+
+function leaseDocument(flat: boolean) {
+  const data = fc.oneof(
+    recordOf(
+      { VNI: fieldValue(fc.integer({ min: 0, max: 0xffffff }), flat), VtepMAC: fieldValue(mac, flat) },
+      flat ? flatWrongJson : undefined,
+    ),
+    flat ? flatWrongJson : wrongJson,
+  );
+  return recordOf(
+    {
+      PublicIP: fieldValue(nearIPv4, flat),
+      PublicIPv6: fieldValue(fc.oneof(nearIPv6, fc.constant(null)), flat),
+      BackendType: fieldValue(fc.constantFrom("vxlan", "host-gw", "udp", ""), flat),
+      BackendData: data,
+      BackendV6Data: data,
+    },
+    flat ? flatWrongJson : undefined,
+  );
+}
+
+/** Lease values shaped like flanneld's, with every field sometimes wrong; deep and huge ones included. */
+const leaseValueText = jsonDocumentText(leaseDocument(false));
+/** The same without deep nesting or huge strings. */
+const flatLeaseValueText = jsonDocumentText(leaseDocument(true), true);
+const ALLOWED = [LeaseDecodeError];
+
+describe("fuzz: lease keys", () => {
+  it("parseSubnetKey never throws; a key it accepts names the pair its canonical form parses to", (t) => {
+    checkProperty(t, { runs: 3000 }, nearLeaseKey, (key) => {
+      const pair = onlyOwnErrors([], () => parseSubnetKey(key));
+      if (!pair) return;
+      // Not always the same text: flannel too reads "10.244.4.0-024" as 10.244.4.0/24 (F5).
+      assert.deepEqual(parseSubnetKey(subnetKey(pair.subnet, pair.ipv6Subnet)), pair, key);
+      assert.ok(pair.subnet === undefined || pair.subnet.family === 4);
+      assert.ok(pair.ipv6Subnet === undefined || pair.ipv6Subnet.family === 6);
+    });
+  });
+
+  it("every subnet pair's key parses back to the same pair", (t) => {
+    const v4 = fc.tuple(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.integer({ min: 1, max: 32 }));
+    const v6 = fc.tuple(fc.bigInt({ min: 0n, max: (1n << 128n) - 1n }), fc.integer({ min: 0, max: 128 }));
+    checkProperty(t, { runs: 2000 }, fc.tuple(fc.option(v4), fc.option(v6)), ([a, b]) => {
+      const subnet = a ? makeNetwork({ family: 4, value: BigInt(a[0]) }, a[1]) : undefined;
+      const ipv6Subnet = b ? makeNetwork({ family: 6, value: b[0] }, b[1]) : undefined;
+      const parsed = parseSubnetKey(subnetKey(subnet, ipv6Subnet));
+      if (!subnet && !ipv6Subnet) return assert.equal(parsed, undefined);
+      assert.deepEqual(parsed, { subnet, ipv6Subnet }, subnetKey(subnet, ipv6Subnet));
+    });
+  });
+});
+
+describe("fuzz: lease values", () => {
+  it("decodeLeaseAttrs throws nothing but LeaseDecodeError for flat values", (t) => {
+    checkProperty(t, { runs: 2500 }, flatLeaseValueText, (text) => {
+      onlyOwnErrors(ALLOWED, () => decodeLeaseAttrs(text), { checkText: false });
+    });
+  });
+
+  it("decodeLeaseAttrs's message is bounded and one line for flat values", {
+    skip: KNOWN_LEASE_DECODE,
+  }, (t) => {
+    checkProperty(t, { runs: 2500 }, flatLeaseValueText, (text) => {
+      onlyOwnErrors(ALLOWED, () => decodeLeaseAttrs(text));
+    });
+  });
+
+  it("decodeLeaseAttrs throws only LeaseDecodeError, bounded, for any value (deep, huge, mutated)", {
+    skip: KNOWN_LEASE_DECODE,
+  }, (t) => {
+    checkProperty(t, { runs: 1500 }, leaseValueText, (text) => {
+      onlyOwnErrors(ALLOWED, () => decodeLeaseAttrs(text));
+    });
+  });
+
+  it("a deeply nested field of the wrong type is refused, not a stack overflow (issue 7, defect 1)", {
+    skip: KNOWN_LEASE_DECODE,
+  }, (t) => {
+    const field = fc.constantFrom("PublicIP", "PublicIPv6", "BackendType", "publicip");
+    checkProperty(t, { runs: 200 }, fc.tuple(field, deepValue), ([key, value]) => {
+      onlyOwnErrors(ALLOWED, () => decodeLeaseAttrs(`{"${key}":${value.text}}`));
+    });
+  });
+
+  it("what weft encodes decodes back to the same attributes", (t) => {
+    const attrs = fc.record({
+      publicIP: fc.option(
+        fc.ipV4().filter((ip) => ip !== "0.0.0.0"),
+        { nil: undefined },
+      ),
+      publicIPv6: fc.option(
+        fc.ipV6().filter((ip) => !ip.includes(".")),
+        { nil: undefined },
+      ),
+      backendType: fc.option(fc.constantFrom("vxlan", "host-gw"), { nil: undefined }),
+      backendData: fc.option(
+        fc.jsonValue({ maxDepth: 3 }).filter((v) => v !== null),
+        { nil: undefined },
+      ),
+      backendV6Data: fc.option(
+        fc.jsonValue({ maxDepth: 3 }).filter((v) => v !== null),
+        { nil: undefined },
+      ),
+    });
+    checkProperty(t, { runs: 1500 }, attrs, (a) => {
+      const decoded = decodeLeaseAttrs(encodeLeaseAttrs(a));
+      assert.equal(decoded.publicIP, a.publicIP);
+      assert.equal(decoded.publicIPv6, a.publicIPv6);
+      assert.equal(decoded.backendType, a.backendType);
+      assert.deepEqual(
+        decoded.backendData,
+        a.backendData === undefined ? undefined : JSON.parse(JSON.stringify(a.backendData)),
+      );
+    });
+  });
+});
+
+describe("fuzz: the lease table", () => {
+  const raw = fc.record({
+    subnetKey: nearLeaseKey,
+    value: leaseValueText,
+    reservation: fc.boolean(),
+  });
+
+  const flatRaw = raw.filter(
+    (r) =>
+      !r.value.includes("[[[[[[[[[[") && !r.value.includes('{"a":{"a":{"a":') && r.value.length < 100_000,
+  );
+
+  it("put never throws for flat values, and a bad value's subnet stays reserved", (t) => {
+    checkProperty(t, { runs: 1500 }, fc.array(flatRaw, { maxLength: 6 }), (raws) => {
+      const table = new LeaseTable();
+      for (const r of raws) onlyOwnErrors([], () => table.put(r));
+      checkReserved(table, raws);
+    });
+  });
+
+  it("the warning for a bad key or value is bounded and one line", {
+    skip: KNOWN_LEASE_TABLE_WARNING,
+  }, (t) => {
+    checkProperty(t, { runs: 1500 }, fc.array(flatRaw, { maxLength: 6 }), (raws) => {
+      const table = new LeaseTable();
+      for (const r of raws)
+        assertBoundedText(
+          "the lease table's warning",
+          onlyOwnErrors([], () => table.put(r)),
+        );
+    });
+  });
+
+  it("put and replaceAll never throw for any value (deep, huge); warnings are bounded", {
+    skip: `${KNOWN_LEASE_DECODE}; ${KNOWN_LEASE_TABLE_WARNING}`,
+  }, (t) => {
+    checkProperty(t, { runs: 800 }, fc.array(raw, { maxLength: 6 }), (raws) => {
+      const table = new LeaseTable();
+      for (const r of raws)
+        assertBoundedText(
+          "the lease table's warning",
+          onlyOwnErrors([], () => table.put(r)),
+        );
+      for (const w of onlyOwnErrors([], () => table.replaceAll(raws)) ?? [])
+        assertBoundedText("the warning", w);
+      checkReserved(table, raws);
+      for (const r of raws) assert.ok(decodeRawLease(r) !== undefined);
+    });
+  });
+});
+
+/** Every key in flannel's form, valid value or not, keeps its subnets held (so nobody else takes them). */
+function checkReserved(table: LeaseTable, raws: ReadonlyArray<{ subnetKey: string }>): void {
+  const held = new Set<string>();
+  for (const pair of table.heldSubnets()) held.add(subnetKey(pair.subnet, pair.ipv6Subnet));
+  const last = new Map(raws.map((r) => [r.subnetKey, r]));
+  for (const key of last.keys()) {
+    const pair = parseSubnetKey(key);
+    if (pair && !held.has(key)) assert.fail(`${key} is not held (held: ${[...held].join(" ")})`);
+  }
+  for (const lease of table.leases.values()) if (lease.subnet) formatCIDR(lease.subnet);
+}
