@@ -2,6 +2,7 @@
 
 import { JsonFields } from "../config/json-fields.js";
 import { ConfigError } from "../config/network-config.js";
+import { describeValue } from "../text/untrusted-text.js";
 
 export class BackendKeys {
   private readonly fields: JsonFields;
@@ -18,7 +19,7 @@ export class BackendKeys {
     if (value === undefined) return fallback;
     if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
       throw new ConfigError(
-        `Backend.${key} of the ${this.type} backend must be a whole number from ${min} to ${max}, not ${JSON.stringify(value)}`,
+        `Backend.${key} of the ${this.type} backend must be a whole number from ${min} to ${max}, not ${describeValue(value)}`,
       );
     }
     return value;
@@ -29,7 +30,7 @@ export class BackendKeys {
     if (value === undefined) return fallback;
     if (typeof value !== "boolean") {
       throw new ConfigError(
-        `Backend.${key} of the ${this.type} backend must be true or false, not ${JSON.stringify(value)}`,
+        `Backend.${key} of the ${this.type} backend must be true or false, not ${describeValue(value)}`,
       );
     }
     return value;

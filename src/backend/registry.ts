@@ -1,5 +1,6 @@
 /** Backends by the name used in the config's Backend.Type. Add a backend here. */
 import type { RtNetlink } from "../netlink/index.js";
+import { describeValue } from "../text/untrusted-text.js";
 import { UserError } from "../user-error.js";
 import type { Backend, BackendContext } from "./backend.js";
 import { HostGwBackend } from "./host-gw/host-gw-backend.js";
@@ -31,7 +32,10 @@ export function createBackend(type: string, context: BackendContext, netlink: Rt
   if (factory) return factory(context, netlink);
   const known = [...BACKENDS.keys()].join(", ");
   if (NOT_YET.includes(type.toLowerCase())) {
-    throw new UserError(`backend "${type}" is not supported by weft yet`, `use one of: ${known}`);
+    throw new UserError(
+      `backend ${describeValue(type)} is not supported by weft yet`,
+      `use one of: ${known}`,
+    );
   }
-  throw new UserError(`unknown backend type "${type}" in Backend.Type`, `use one of: ${known}`);
+  throw new UserError(`unknown backend type ${describeValue(type)} in Backend.Type`, `use one of: ${known}`);
 }
