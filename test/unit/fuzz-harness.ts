@@ -4,24 +4,30 @@
  * only weft's own error types may escape, with a bounded one-line message, and no single call may take
  * long enough to look like a hang or a blow-up.
  *
- * FUZZ_SEED=<n> replays a run; FUZZ_RUNS=<n> overrides every property's number of runs (for long local
+ * FUZZ_SEED=<n> replays a file's runs (FUZZ_PATH=<path> starts at the failing one); FUZZ_RUNS=<n> overrides every property's number of runs (for long local
  * runs; the time bound grows with it). Failures are not shrunk (a 1 MB input shrinks slowly); FUZZ_SHRINK=1
  * shrinks them.
  */
 import type { TestContext } from "node:test";
+import { Worker } from "node:worker_threads";
 import fc from "fast-check";
+import { boundText } from "../../src/text/untrusted-text.js";
 
 /** The longest message (and hint, details) an error may carry, whatever the input's size. */
 export const MESSAGE_MAX = 1000;
 
-/** A single call slower than this is reported as a hang or a super-linear blow-up. */
-export const CALL_TIME_MAX_MS = 2000;
+/** A single call slower than this is reported as a hang or a super-linear blow-up (generous: CI is shared). */
+export const CALL_TIME_MAX_MS = 5000;
+
+/** A run still going after this long is a hang nothing inside the process can interrupt: the watchdog ends it. */
+const HANG_MS = 30_000;
 
 // C0 (newline included: a message is one line), DEL, C1, and the Unicode line/paragraph separators.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 const envSeed = process.env["FUZZ_SEED"];
 const envRuns = process.env["FUZZ_RUNS"];
+const envPath = process.env["FUZZ_PATH"];
 const seedBase = envSeed !== undefined && envSeed !== "" ? Number(envSeed) : Date.now() ^ (process.pid << 8);
 let propertyIndex = 0;
 
@@ -81,9 +87,9 @@ export function textFinding(text: string): string | undefined {
   return undefined;
 }
 
+/** Quoted, cut and with every control character escaped, so a report can neither flood nor forge a line. */
 function clip(text: string, max = 300): string {
-  const shown = text.length > max ? `${text.slice(0, max)}… (${text.length} characters)` : text;
-  return JSON.stringify(shown);
+  return `"${boundText(text, max)}"`;
 }
 
 /**
@@ -153,6 +159,76 @@ export class FuzzFinding extends Error {
   }
 }
 
+/**
+ * A synchronous hang (a loop, a regexp backtracking over 1 MB) blocks the event loop, so neither
+ * fast-check's time limit nor node:test's timeout can fire. A watchdog thread watches when the current
+ * run started; when one has gone on for HANG_MS it prints which property, seed and run, and kills the
+ * process, so the test file fails with that line instead of stalling CI.
+ */
+const shared = new SharedArrayBuffer(16 + 512);
+const runClock = new Float64Array(shared, 0, 2); // [run start (ms since epoch) or 0, run index]
+const runLabel = new Uint8Array(shared, 16, 512);
+let watchdog: Worker | undefined;
+
+/** The watchdog thread's code: it runs as a CommonJS worker, so it takes its modules from require. */
+function watchdogMain(): void {
+  const { workerData } = require("node:worker_threads") as typeof import("node:worker_threads");
+  const { writeSync } = require("node:fs") as typeof import("node:fs");
+  const clock = new Float64Array(workerData.shared, 0, 2);
+  const label = new Uint8Array(workerData.shared, 16, 512);
+  const tick = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    Atomics.wait(tick, 0, 0, 250);
+    const started = clock[0]!;
+    if (started > 0 && Date.now() - started > workerData.hangMs) {
+      const end = label.indexOf(0);
+      const text = Buffer.from(label.subarray(0, end < 0 ? label.length : end)).toString("utf8");
+      const seconds = Math.round((Date.now() - started) / 1000);
+      writeSync(
+        2,
+        `\nfuzz watchdog: a run has gone on for ${seconds} s (a hang): ${text}, run ${clock[1]} (replay: FUZZ_PATH=${clock[1]})\n`,
+      );
+      process.kill(process.pid, "SIGKILL");
+    }
+  }
+}
+
+function watchRuns(label: string): void {
+  watchdog ??= new Worker(`(${watchdogMain.toString()})()`, {
+    eval: true,
+    workerData: { shared, hangMs: HANG_MS },
+  });
+  watchdog.unref();
+  runLabel.fill(0);
+  runLabel.set(Buffer.from(label, "utf8").subarray(0, runLabel.length - 1));
+  runClock[1] = -1;
+}
+
+/** The predicate, with each run's start and index published to the watchdog. */
+function watched<T, R>(predicate: (value: T) => R): (value: T) => R {
+  return (value) => {
+    runClock[1]++;
+    runClock[0] = Date.now();
+    try {
+      return predicate(value);
+    } finally {
+      runClock[0] = 0;
+    }
+  };
+}
+
+function watchedAsync<T>(predicate: (value: T) => Promise<void>): (value: T) => Promise<void> {
+  return async (value) => {
+    runClock[1]++;
+    runClock[0] = Date.now();
+    try {
+      await predicate(value);
+    } finally {
+      runClock[0] = 0;
+    }
+  };
+}
+
 function parameters(options: PropertyOptions): fc.Parameters<unknown> {
   const runs = envRuns !== undefined && envRuns !== "" ? Number(envRuns) : options.runs;
   const scale = runs / options.runs;
@@ -163,6 +239,7 @@ function parameters(options: PropertyOptions): fc.Parameters<unknown> {
     interruptAfterTimeLimit: Math.round((options.timeLimitMs ?? 3000) * Math.max(1, scale)),
     markInterruptAsFailure: false,
     endOnFailure: process.env["FUZZ_SHRINK"] !== "1",
+    ...(envPath ? { path: envPath } : {}),
   };
 }
 
@@ -216,7 +293,9 @@ export function checkProperty<T>(
   input: fc.Arbitrary<T>,
   predicate: (value: T) => void,
 ): void {
-  const details = fc.check(fc.property(input, predicate), parameters(options) as fc.Parameters<[T]>);
+  const params = parameters(options) as fc.Parameters<[T]>;
+  watchRuns(`${t.fullName}: FUZZ_SEED=${seedBase} (property seed ${params.seed})`);
+  const details = fc.check(fc.property(input, watched(predicate)), params);
   note(t, details as fc.RunDetails<unknown>);
   if (details.failed) throw new Error(report(details as fc.RunDetails<unknown>));
 }
@@ -229,7 +308,8 @@ export async function checkAsyncProperty<T>(
   predicate: (value: T) => Promise<void>,
 ): Promise<void> {
   const params = { ...parameters(options), timeout: CALL_TIME_MAX_MS * 2 } as fc.Parameters<[T]>;
-  const details = await fc.check(fc.asyncProperty(input, predicate), params);
+  watchRuns(`${t.fullName}: FUZZ_SEED=${seedBase} (property seed ${params.seed})`);
+  const details = await fc.check(fc.asyncProperty(input, watchedAsync(predicate)), params);
   note(t, details as fc.RunDetails<unknown>);
   if (details.failed) throw new Error(report(details as fc.RunDetails<unknown>));
 }

@@ -150,9 +150,18 @@ export function jsonText(value: unknown): string {
   return JSON.stringify(value) ?? "null";
 }
 
-/** A generated value as the code under test sees it after JSON.parse (deep pieces parsed). */
+/** A generated value as the code under test sees it after JSON.parse: deep pieces parsed, the rest as is. */
 export function parsed(value: unknown): unknown {
-  return JSON.parse(jsonText(value)) as unknown;
+  if (value instanceof RawJson) return JSON.parse(value.text) as unknown;
+  if (Array.isArray(value)) return value.map(parsed);
+  if (typeof value === "object" && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      Object.defineProperty(out, k, { value: parsed(v), enumerable: true, writable: true, configurable: true });
+    }
+    return out;
+  }
+  return value;
 }
 
 /** Any JSON value of the wrong type for a field: numbers, booleans, null, arrays, objects, deep ones. */
