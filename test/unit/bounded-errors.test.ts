@@ -3,7 +3,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createBackend } from "../../src/backend/registry.js";
 import { parseVxlanConfig } from "../../src/backend/vxlan/vxlan-config.js";
-import { ConfigError } from "../../src/config/network-config.js";
+import { ConfigError, parseNetworkConfig } from "../../src/config/network-config.js";
+import { annotationNames } from "../../src/subnet/kube/kube-annotations.js";
+import { checkOwnSubnets, nodeSubnets, nodeToLease } from "../../src/subnet/kube/node-lease.js";
 import { UserError } from "../../src/user-error.js";
 
 const deep = JSON.parse("[".repeat(5000) + "]".repeat(5000)) as unknown;
@@ -36,5 +38,52 @@ describe("errors about untrusted values stay short and on one line", () => {
       () => createBackend("carrier-pigeon", {} as never, {} as never),
       /^UserError: unknown backend type "carrier-pigeon" in Backend\.Type$/,
     );
+  });
+
+  it("a node's name, pod CIDRs and public-ip annotation are bounded and escaped in the reasons", () => {
+    const config = parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}');
+    const names = annotationNames("flannel.alpha.coreos.com");
+    const node = (name: string, podCIDRs: string[], annotations: Record<string, string> = {}) => ({
+      name,
+      resourceVersion: "1",
+      podCIDRs,
+      annotations,
+    });
+    const forged = node("n1\n2026-12-01 forged line", []);
+    assert.equal(
+      checkOwnSubnets(forged, { subnet: undefined, ipv6Subnet: undefined }, config),
+      "node n1\\n2026-12-01 forged line has no IPv4 pod CIDR (spec.podCIDRs: []) but the config enables IPv4",
+    );
+    const many = nodeSubnets(
+      node(
+        "n",
+        Array.from({ length: 10_000 }, (_, i) => `10.244.${i % 256}.0/24`),
+      ),
+    );
+    assert.ok("error" in many);
+    assert.equal(
+      many.error,
+      'node n has more than two pod CIDRs ["10.244.0.0/24", "10.244.1.0/24", "10.244.2.0/24", … 10000 in all]',
+    );
+    const peer = node("p", ["10.244.4.0/24"], {
+      [names.kubeSubnetManager]: "true",
+      [names.backendType]: "vxlan",
+      [names.publicIP]: "x".repeat(1_000_000),
+    });
+    const skipped = nodeToLease(peer, names, config);
+    assert.ok(
+      "skip" in skipped && skipped.skip.length < 200,
+      "skip" in skipped ? skipped.skip.slice(0, 200) : "",
+    );
+  });
+
+  it("a 1 MB --kube-annotation-prefix is refused at once (the form check is quadratic)", () => {
+    const started = performance.now();
+    assert.throws(
+      () => annotationNames("a".repeat(1_000_000)),
+      /is too long: an annotation prefix has at most 253/,
+    );
+    assert.ok(performance.now() - started < 1000);
+    assert.equal(annotationNames("example.com/weft").backendData, "example.com/weft-backend-data");
   });
 });
