@@ -157,7 +157,12 @@ export function parsed(value: unknown): unknown {
   if (typeof value === "object" && value !== null) {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
-      Object.defineProperty(out, k, { value: parsed(v), enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(out, k, {
+        value: parsed(v),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
     return out;
   }
