@@ -58,11 +58,15 @@ export async function readPreviousSubnets(
     return { subnet: undefined, ipv6Subnet: undefined };
   }
   const vars = parseEnvLines(text);
-  // parseCIDR masks the host part, so "10.244.63.1/24" gives back the subnet 10.244.63.0/24.
-  const toNetwork = (value: string | undefined) => (value === undefined ? undefined : parseCIDR(value));
+  // parseCIDR masks the host part, so "10.244.63.1/24" gives back the subnet 10.244.63.0/24. A value of
+  // the other family (a hand-edited file) is no previous subnet of this one.
+  const toNetwork = (value: string | undefined, family: 4 | 6) => {
+    const net = value === undefined ? undefined : parseCIDR(value);
+    return net?.family === family ? net : undefined;
+  };
   return {
-    subnet: toNetwork(vars.get("FLANNEL_SUBNET")),
-    ipv6Subnet: toNetwork(vars.get("FLANNEL_IPV6_SUBNET")),
+    subnet: toNetwork(vars.get("FLANNEL_SUBNET"), 4),
+    ipv6Subnet: toNetwork(vars.get("FLANNEL_IPV6_SUBNET"), 6),
   };
 }
 

@@ -1,9 +1,14 @@
 // The defects the fuzz suite found outside the lease and config parsers, each pinned by one example.
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { createBackend } from "../../src/backend/registry.js";
 import { parseVxlanConfig } from "../../src/backend/vxlan/vxlan-config.js";
 import { ConfigError, parseNetworkConfig } from "../../src/config/network-config.js";
+import { formatCIDR } from "../../src/ip/ip-network.js";
+import { readPreviousSubnets } from "../../src/lease/subnet-env.js";
 import { annotationNames } from "../../src/subnet/kube/kube-annotations.js";
 import { checkOwnSubnets, nodeSubnets, nodeToLease } from "../../src/subnet/kube/node-lease.js";
 import { UserError } from "../../src/user-error.js";
@@ -85,5 +90,22 @@ describe("errors about untrusted values stay short and on one line", () => {
     );
     assert.ok(performance.now() - started < 1000);
     assert.equal(annotationNames("example.com/weft").backendData, "example.com/weft-backend-data");
+  });
+});
+
+describe("subnet.env read back by weftd", () => {
+  it("a subnet of the wrong family is not taken for the previous subnet", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "weft-subnet-env-"));
+    try {
+      const path = join(dir, "subnet.env");
+      writeFileSync(path, "FLANNEL_SUBNET=fd44::1/64\nFLANNEL_IPV6_SUBNET=10.244.3.1/24\n");
+      assert.deepEqual(await readPreviousSubnets(path), { subnet: undefined, ipv6Subnet: undefined });
+      writeFileSync(path, "FLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_IPV6_SUBNET=fd44:0:0:3::1/64\n");
+      const prev = await readPreviousSubnets(path);
+      assert.equal(prev.subnet && formatCIDR(prev.subnet), "10.244.3.0/24");
+      assert.equal(prev.ipv6Subnet && formatCIDR(prev.ipv6Subnet), "fd44:0:0:3::/64");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
