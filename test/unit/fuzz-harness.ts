@@ -252,12 +252,18 @@ function report(details: fc.RunDetails<unknown>): string {
   ];
   const err = details.errorInstance;
   if (err instanceof Error) {
-    lines.push(`finding: ${err.message}`);
+    lines.push(
+      `finding: ${err.message
+        .split("\n")
+        .slice(0, 40)
+        .map((line) => boundText(line, 300))
+        .join("\n")}`,
+    );
     const cause = (err as Error & { cause?: unknown }).cause;
     if (cause instanceof Error) lines.push(`escaped error: ${describeThrown(cause)}`);
     else if (!(err instanceof FuzzFinding)) lines.push(describeThrown(err));
   } else {
-    lines.push(`finding: ${String(err)}`);
+    lines.push(`finding: ${boundText(String(err), 300)}`);
   }
   return lines.join("\n");
 }
