@@ -6,8 +6,9 @@ import fc from "fast-check";
 import { createBackend } from "../../src/backend/registry.js";
 import { parseVxlanConfig } from "../../src/backend/vxlan/vxlan-config.js";
 import { ConfigError, type NetworkConfig, parseNetworkConfig } from "../../src/config/network-config.js";
-import { networkContains, networkContainsNetwork } from "../../src/ip/ip-network.js";
-import { chooseFreeSubnet, fitsFamily, TakenSubnets } from "../../src/subnet/subnet-choice.js";
+import { formatCIDR, makeNetwork, networkContains, networkContainsNetwork } from "../../src/ip/ip-network.js";
+import { parseSubnetKey } from "../../src/lease/lease-key.js";
+import { chooseFreeSubnet, fitsFamily, TakenSubnets, takenBy } from "../../src/subnet/subnet-choice.js";
 import { UserError } from "../../src/user-error.js";
 import { checkProperty, onlyOwnErrors } from "./fuzz-harness.js";
 import {
@@ -18,6 +19,7 @@ import {
   nearCIDR,
   nearIPv4,
   nearIPv6,
+  nearLeaseKey,
   parsed,
   recordOf,
 } from "./fuzz-inputs.js";
@@ -138,6 +140,50 @@ describe("fuzz: the network config", () => {
         }
       },
     );
+  });
+});
+
+describe("fuzz: choosing a subnet among what hosts hold", () => {
+  it("with any held keys (odd sizes, whole networks), the choice is quick, fits and is free", (t) => {
+    const config = fc.constantFrom(
+      parseNetworkConfig('{"Network":"10.0.0.0/8","SubnetLen":30}'),
+      parseNetworkConfig('{"Network":"10.244.0.0/16"}'),
+      parseNetworkConfig('{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00::/8"}'),
+      parseNetworkConfig(
+        '{"EnableIPv6":true,"Network":"10.244.0.0/16","IPv6Network":"fd44::/48","IPv6SubnetLen":120}',
+      ),
+    );
+    const v4Key = fc
+      .tuple(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.integer({ min: 8, max: 32 }))
+      .map(([ip, len]) => formatCIDR(makeNetwork({ family: 4, value: BigInt(ip) }, len)).replace("/", "-"));
+    const v6Key = fc
+      .tuple(
+        fc.constantFrom(0xfd00n << 112n, 0xfd44n << 112n),
+        fc.bigInt({ min: 0n, max: (1n << 112n) - 1n }),
+        fc.integer({ min: 8, max: 128 }),
+      )
+      .map(([top, low, len]) =>
+        formatCIDR(makeNetwork({ family: 6, value: top | low }, len)).replace("/", "-"),
+      );
+    const key = fc.oneof(
+      v4Key,
+      v6Key.map((k) => `0.0.0.0-0&${k}`),
+      fc.tuple(v4Key, v6Key).map(([a, b]) => `${a}&${b}`),
+      nearLeaseKey,
+    );
+    checkProperty(t, { runs: 400 }, fc.tuple(config, fc.array(key, { maxLength: 40 })), ([c, keys]) => {
+      const held = takenBy(keys.map((k) => parseSubnetKey(k)).filter((p) => p !== undefined));
+      for (const [family, taken] of [
+        [c.ipv4, held.v4],
+        [c.ipv6, held.v6],
+      ] as const) {
+        if (!family) continue;
+        const chosen = onlyOwnErrors([], () => chooseFreeSubnet(family, taken, () => 0.5));
+        if (!chosen) continue;
+        assert.ok(fitsFamily(family, chosen));
+        assert.ok(!taken.isTaken(chosen), `${formatCIDR(chosen)} is taken`);
+      }
+    });
   });
 });
 
