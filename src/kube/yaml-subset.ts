@@ -3,6 +3,8 @@
  * items), plain, single- and double-quoted scalars, comments, and empty flow collections ({} and []).
  * JSON is tried first, since a kubeconfig may be JSON. Anything else is a YamlError naming the line.
  */
+import { boundText } from "../text/untrusted-text.js";
+
 export class YamlError extends Error {}
 
 type Value = null | string | Value[] | { [key: string]: Value };
@@ -49,15 +51,33 @@ function stripComment(line: string): string {
   return line;
 }
 
+/** Far deeper than any kubeconfig, far shallower than the stack: deeper is refused, not a RangeError. */
+const MAX_DEPTH = 100;
+
 class BlockParser {
   position = 0;
+  private depth = 0;
   constructor(private readonly lines: Line[]) {}
+
+  /** Runs one level of nesting, refusing to go deeper than MAX_DEPTH. */
+  private level<T>(line: Line, parse: () => T): T {
+    if (++this.depth > MAX_DEPTH) {
+      throw new YamlError(`line ${line.number}: nested deeper than ${MAX_DEPTH} levels`);
+    }
+    try {
+      return parse();
+    } finally {
+      this.depth--;
+    }
+  }
 
   parseBlock(indent: number): Value {
     const line = this.lines[this.position]!;
-    return line.text.startsWith("- ") || line.text === "-"
-      ? this.parseSequence(indent)
-      : this.parseMapping(indent);
+    return this.level(line, () =>
+      line.text.startsWith("- ") || line.text === "-"
+        ? this.parseSequence(indent)
+        : this.parseMapping(indent),
+    );
   }
 
   private parseSequence(indent: number): Value[] {
@@ -77,7 +97,7 @@ class BlockParser {
         // "- key: value": the item is a mapping whose keys sit at the column after "- ".
         const column = indent + (line.text.length - rest.length);
         this.lines[this.position] = { indent: column, text: rest, number: line.number };
-        items.push(this.parseMapping(column));
+        items.push(this.level(line, () => this.parseMapping(column)));
       } else {
         this.position++;
         items.push(scalar(rest, line.number));
@@ -154,7 +174,7 @@ function scalar(text: string, lineNumber: number): Value {
     text.startsWith("*")
   )
     throw new YamlError(
-      `line ${lineNumber}: this YAML form is not supported in a kubeconfig here (${text.slice(0, 20)})`,
+      `line ${lineNumber}: this YAML form is not supported in a kubeconfig here (${boundText(text, 20)})`,
     );
   return text;
 }
