@@ -88,6 +88,7 @@ async function openSubnetManager(flags: Flags, log: Logger): Promise<SubnetManag
     leaseTtlSeconds: 24 * 60 * 60,
     renewMarginSeconds: margin * 60,
     log: (m) => log.info(m),
+    logError: (m) => log.error(m),
   });
 }
 
