@@ -2,13 +2,13 @@
  * The etcd subnet manager's hold on its own key, over an in-memory store with etcd's semantics for what the
  * manager uses (revisions, lease IDs, create-if-absent, a prefix watch): a key taken over by another host,
  * or rewritten with our PublicIP but without our etcd lease. The same cases run against real etcd in
- * test/lab/weftd-etcd-quorum.test.ts.
+ * test/lab/weftd-etcd-takeover.test.ts.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Lease } from "../../src/lease/lease.js";
-import { EtcdSubnetManager } from "../../src/subnet/etcd/etcd-subnet-manager.js";
 import type { EtcdStore, PrefixWatchHandlers, StoredValue } from "../../src/subnet/etcd/etcd-store.js";
+import { EtcdSubnetManager } from "../../src/subnet/etcd/etcd-subnet-manager.js";
 import type { LeaseWatcher } from "../../src/subnet/subnet-manager.js";
 
 const PREFIX = "/coreos.com/network";
