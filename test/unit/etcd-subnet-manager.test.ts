@@ -31,8 +31,19 @@ class MemoryEtcd {
   private nextLease = 100;
   private watchers = new Map<PrefixWatchHandlers, string>();
 
+  /** Watches stay open but hear nothing, as on a member cut off from the others. */
+  deaf = false;
+
   async get(key: string): Promise<string | undefined> {
     return this.kvs.get(key)?.value;
+  }
+  async getStored(key: string): Promise<StoredValue | undefined> {
+    return this.kvs.get(key);
+  }
+  async putIfValue(key: string, expected: string, value: string, leaseId: string): Promise<boolean> {
+    if (this.kvs.get(key)?.value !== expected) return false;
+    await this.put(key, value, leaseId);
+    return true;
   }
   async list(prefix: string): Promise<{ values: StoredValue[]; revision: bigint }> {
     const values = [...this.kvs.values()].filter((kv) => kv.key.startsWith(prefix));
@@ -55,6 +66,7 @@ class MemoryEtcd {
     this.writes.push(`${key}=${value} lease ${leaseId}`);
     // etcd delivers events after the write is answered.
     setImmediate(() => {
+      if (this.deaf) return;
       for (const [w, prefix] of this.watchers) if (key.startsWith(prefix)) w.onPut(kv);
     });
   }
@@ -63,6 +75,7 @@ class MemoryEtcd {
     this.kvs.delete(key);
     const revision = this.revision;
     setImmediate(() => {
+      if (this.deaf) return;
       for (const [w, prefix] of this.watchers) if (key.startsWith(prefix)) w.onDelete(key, revision);
     });
   }
@@ -156,6 +169,38 @@ describe("etcd subnet manager: our own key", () => {
       assert.equal(seen.errors.length, 1);
       assert.match(seen.errors[0]!, /taken over by another host \(PublicIP 172\.31\.0\.9\)/);
       assert.equal(etcd.kvs.get(key)?.value, OTHER_HOST);
+    } finally {
+      await manager.close();
+    }
+  });
+
+  it("does not renew over a takeover the watch missed: the renewal notices it", async () => {
+    const { etcd, manager, seen, key } = await started(2);
+    try {
+      etcd.deaf = true;
+      await etcd.put(key, OTHER_HOST, "555");
+      // The renewal comes after 1 s.
+      await waitFor("fatal", () => seen.fatal.length > 0);
+      assert.match(seen.errors.join("\n"), /taken over by another host \(PublicIP 172\.31\.0\.9\)/);
+      assert.equal(etcd.kvs.get(key)?.value, OTHER_HOST);
+      assert.deepEqual(
+        etcd.writes.filter((w) => w.startsWith(`${key}=`)),
+        [`${key}=${OTHER_HOST} lease 555`],
+      );
+    } finally {
+      await manager.close();
+    }
+  });
+
+  it("renews our key rewritten with our PublicIP in other bytes, as ours", async () => {
+    const { etcd, manager, seen, key } = await started(2);
+    try {
+      etcd.deaf = true;
+      const value = etcd.kvs.get(key)!.value;
+      const respaced = value.replace('"PublicIP":', '"PublicIP": ');
+      await etcd.put(key, respaced, etcd.kvs.get(key)!.leaseId);
+      await waitFor("a renewal", () => etcd.kvs.get(key)?.value === value, 3000);
+      assert.deepEqual([seen.errors, seen.fatal], [[], []]);
     } finally {
       await manager.close();
     }

@@ -78,6 +78,16 @@ export function encodeCreateIfAbsentTxn(key: string, value: string, leaseId: str
   return new ProtoWriter().message(1, compare).message(2, success).finish();
 }
 
+/**
+ * TxnRequest that puts `key` only while it still holds `expected`: Compare target=2 (VALUE=3) key=3
+ * value=7. etcd fails a value compare on a missing key, so a key gone or rewritten is left as it is.
+ */
+export function encodePutIfValueTxn(key: string, expected: string, value: string, leaseId: string): Buffer {
+  const compare = new ProtoWriter().int64(2, 3).bytesField(3, key).bytesField(7, expected);
+  const success = new ProtoWriter().message(2, putRequest(key, value, leaseId));
+  return new ProtoWriter().message(1, compare).message(2, success).finish();
+}
+
 /** DeleteRangeRequest: key=1. */
 export function encodeDeleteRangeRequest(key: string): Buffer {
   return new ProtoWriter().bytesField(1, key).finish();

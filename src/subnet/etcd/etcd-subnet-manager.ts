@@ -52,6 +52,8 @@ export class EtcdSubnetManager implements SubnetManager {
   /** We put our key back under our etcd lease since the last renewal: a second time we only report. */
   private reattached = false;
   private readonly renewBackoff = new Backoff(RENEW_RETRY);
+  /** Who hears about our lease and the others' (set by watchLeases). */
+  private watcher: LeaseWatcher | undefined;
 
   constructor(
     private readonly store: EtcdStore,
@@ -164,15 +166,24 @@ export class EtcdSubnetManager implements SubnetManager {
     this.renewTimer.unref();
   }
 
-  private async renew(): Promise<void> {
+  /**
+   * Puts our key again under a new etcd lease. Only while it holds what we wrote, unless `ours` (we just
+   * saw it carry our PublicIP): a key taken over while the watch missed it is not overwritten.
+   */
+  private async renew(ours = false): Promise<void> {
     const own = this.own;
     if (this.closed || !own) return;
+    const key = this.subnetsPrefix + own.key;
+    const value = encodeLeaseAttrs(own.attrs);
     try {
       const leaseId = await this.store.grantLease(this.options.leaseTtlSeconds);
       // Our key may have been taken over while we waited: renewing would overwrite the other host's.
       if (this.own !== own) return;
       this.noteLeaseId(leaseId);
-      await this.store.put(this.subnetsPrefix + own.key, encodeLeaseAttrs(own.attrs), leaseId);
+      if (ours || !this.watcher) await this.store.put(key, value, leaseId);
+      else if (!(await this.store.putIfValue(key, value, value, leaseId))) {
+        if (!(await this.renewChanged(own, leaseId)) || this.own !== own) return;
+      }
       this.options.log(`renewed lease ${own.key}`);
       this.renewBackoff.reset();
       this.scheduleRenew();
@@ -180,9 +191,34 @@ export class EtcdSubnetManager implements SubnetManager {
       if (this.own !== own) return;
       const delayMs = this.renewBackoff.next();
       this.options.log(`renewing lease ${own.key} failed (${describeError(err)}); retrying in ${delayMs} ms`);
-      this.renewTimer = setTimeout(() => void this.renew(), delayMs);
+      this.renewTimer = setTimeout(() => void this.renew(ours), delayMs);
       this.renewTimer.unref();
     }
+  }
+
+  /**
+   * Our key no longer held what we wrote at renewal time. Still with our PublicIP and a TTL: ours, put
+   * again (true). Otherwise (gone, taken over, a reservation) it is handled as if the watch had shown it.
+   */
+  private async renewChanged(own: Lease, leaseId: string): Promise<boolean> {
+    const key = this.subnetsPrefix + own.key;
+    const stored = await this.store.getStored(key);
+    const watcher = this.watcher;
+    if (this.own !== own || !watcher) return false;
+    if (stored) {
+      const warning = this.table.put(this.toRaw(stored));
+      if (warning) watcher.onWarning(warning);
+    } else {
+      this.table.delete(own.key);
+    }
+    watcher.onLeases(this.table.leases);
+    const current = this.table.leases.get(own.key);
+    if (stored && stored.leaseId !== "0" && current && carriesOurAddress(current, own.attrs)) {
+      await this.store.put(key, encodeLeaseAttrs(own.attrs), leaseId);
+      return true;
+    }
+    this.checkOwnLease(watcher, stored);
+    return false;
   }
 
   private noteLeaseId(leaseId: string): void {
@@ -191,6 +227,7 @@ export class EtcdSubnetManager implements SubnetManager {
   }
 
   watchLeases(watcher: LeaseWatcher): void {
+    this.watcher = watcher;
     void this.syncLoop(watcher);
   }
 
@@ -317,7 +354,7 @@ export class EtcdSubnetManager implements SubnetManager {
     this.reattached = true;
     if (own.reservation) this.own = { ...own, reservation: false };
     clearTimeout(this.renewTimer);
-    void this.renew();
+    void this.renew(true);
   }
 
   /** Takes a lease anew (the old subnet if it is free); another subnet means pods must restart. */
