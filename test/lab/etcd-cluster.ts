@@ -91,9 +91,9 @@ export class EtcdCluster {
     );
   }
 
-  /** The member that leads, by etcd's own endpoint status. */
-  async leader(): Promise<EtcdMember | undefined> {
-    for (const member of this.members) {
+  /** The member that leads by its own endpoint status, asking only `among` (default: all). */
+  async leader(among: readonly EtcdMember[] = this.members): Promise<EtcdMember | undefined> {
+    for (const member of among) {
       // "http://172.31.1.1:2379, 8e9e05c52164694d, 3.4.23, 20 kB, true, false, 2, 8, 8, "
       const line = await this.etcdctl(member, ["endpoint", "status", "-w", "simple"]).catch(() => "");
       if (line.split(",")[4]?.trim() === "true") return member;
@@ -101,16 +101,19 @@ export class EtcdCluster {
     return undefined;
   }
 
-  /** Moves leadership away from `member` if it leads, so it is a follower when cut off. */
-  async ensureNotLeader(member: EtcdMember): Promise<void> {
-    if ((await this.leader()) !== member) return;
-    const target = this.members.find((m) => m !== member)!;
-    const id = await this.memberId(target);
-    await this.etcdctl(member, ["move-leader", id]);
-    const deadline = Date.now() + 10_000;
-    while ((await this.leader()) === member) {
-      if (Date.now() > deadline) throw new Error(`${member.name} is still the leader after move-leader`);
-      await sleep(100);
+  /** Makes `member` the leader (leads: true) or a follower (false), moving leadership if needed. */
+  async setRole(member: EtcdMember, leads: boolean): Promise<void> {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const leader = await this.leader();
+      if (leader !== undefined && (leader === member) === leads) return;
+      if (Date.now() > deadline)
+        throw new Error(`could not make ${member.name} ${leads ? "the leader" : "a follower"}`);
+      if (leader) {
+        const target = leads ? member : this.members.find((m) => m !== member)!;
+        await this.etcdctl(leader, ["move-leader", await this.memberId(target)]).catch(() => "");
+      }
+      await sleep(200);
     }
   }
 
@@ -129,6 +132,19 @@ export class EtcdCluster {
       "",
     ].join("\n");
     await this.lab.run(member.namespace, ["iptables-restore", "--noflush"], { input: rules });
+  }
+
+  /** Waits until one of `members` leads (after a cut, the side with quorum elects one). */
+  async waitForLeader(members: readonly EtcdMember[], timeoutMs = 10_000): Promise<EtcdMember> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const leader = await this.leader(members);
+      if (leader) return leader;
+      if (Date.now() > deadline) {
+        throw new Error(`none of ${members.map((m) => m.name).join(", ")} leads after ${timeoutMs} ms`);
+      }
+      await sleep(100);
+    }
   }
 
   private async memberId(member: EtcdMember): Promise<string> {
