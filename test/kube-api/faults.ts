@@ -59,8 +59,10 @@ export class FaultPlan {
   readonly injected: InjectedFault[] = [];
   private readonly stalled = new Set<Socket>();
 
+  /** A new plan; `injected` then lists only this plan's faults. */
   set(rules: readonly FaultRule[]): void {
     this.rules = rules.map((rule) => ({ rule, next: 0 }));
+    this.injected.length = 0;
   }
 
   /** The fault for this request, if a rule still has one for it (consuming it). */
@@ -110,9 +112,14 @@ export class FaultPlan {
         return;
       }
       case "reset": {
-        const socket = req.socket as Socket & { resetAndDestroy?: () => void };
-        if (socket.resetAndDestroy) socket.resetAndDestroy();
-        else socket.destroy();
+        // An RST on the TCP socket under the TLS one (the TLS socket itself cannot send one).
+        const tcp = (req.socket as Socket & { _parent?: Socket })._parent ?? req.socket;
+        try {
+          tcp.resetAndDestroy();
+        } catch {
+          tcp.destroy();
+        }
+        req.socket.destroy();
         return;
       }
       case "stall": {

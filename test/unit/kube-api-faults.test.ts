@@ -261,6 +261,8 @@ describe("the kube subnet manager against a faulty API", { timeout: 90_000 }, ()
       const all = [...logs, ...warnings].join("\n");
       assert.match(all, /cannot list nodes \(.*503 ServiceUnavailable: the server is currently unable/);
       assert.match(all, /cannot write the node's flannel annotations: .*; retrying/);
+      assert.match(all, /cannot list nodes \(cannot reach the Kubernetes API at \S+: ECONNRESET/);
+      assert.match(all, /500 HTTP 500: etcdserver: leader changed/);
       assert.doesNotMatch(all, /\n\s+at /, "no stack trace");
     } finally {
       await manager.close();
