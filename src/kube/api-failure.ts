@@ -22,7 +22,13 @@ const TLS_TRUST_CODES = /^(CERT_|ERR_TLS_CERT|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_
 
 export function classifyApiFailure(err: unknown): ApiFailure {
   if (err instanceof KubeApiError) {
-    if (TRANSIENT_CODES.has(err.code) || err.retryAfterSeconds !== undefined || err.reason === "BadResponse")
+    // 409 AlreadyExists is a fact, not a race: only a Conflict is worth trying again.
+    const alreadyExists = err.code === 409 && err.reason === "AlreadyExists";
+    if (
+      (TRANSIENT_CODES.has(err.code) && !alreadyExists) ||
+      err.retryAfterSeconds !== undefined ||
+      err.reason === "BadResponse"
+    )
       return {
         transient: true,
         retryAfterMs: err.retryAfterSeconds === undefined ? undefined : err.retryAfterSeconds * 1000,

@@ -65,6 +65,22 @@ describe("classifying API failures", () => {
     for (const code of ["CERT_HAS_EXPIRED", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "TOKEN"])
       assert.equal(classifyApiFailure(new KubeConnectionError("https://x", "bad", code)).transient, false);
     assert.equal(classifyApiFailure(new TypeError("a bug")).transient, false);
+    const exists = new KubeApiError(
+      "POST",
+      "/api/v1/nodes",
+      409,
+      "AlreadyExists",
+      'nodes "n" already exists',
+    );
+    assert.equal(classifyApiFailure(exists).transient, false);
+    const conflict = new KubeApiError(
+      "PATCH",
+      "/api/v1/nodes/n",
+      409,
+      "Conflict",
+      "the object has been modified",
+    );
+    assert.equal(classifyApiFailure(conflict).transient, true);
   });
 
   test("the RBAC verb and resource of a request", () => {
