@@ -11,11 +11,11 @@ export type ApiFailure =
   | { readonly transient: false };
 
 /**
- * 408, 409 (a write raced another), 429 (overload, with Retry-After), 500 (etcd leader lost, "etcdserver:
+ * 408, 409 (a write raced another), 410 (a list's continue token expired: list again), 429 (overload, with Retry-After), 500 (etcd leader lost, "etcdserver:
  * request timed out"), 502/503/504 (an API server restarting, "the server is currently unable to handle
  * the request"), and any Status that suggests a delay, as client-go's SuggestsClientDelay.
  */
-const TRANSIENT_CODES = new Set([408, 409, 429, 500, 502, 503, 504]);
+const TRANSIENT_CODES = new Set([408, 409, 410, 429, 500, 502, 503, 504]);
 
 /** Connection errors that retrying cannot fix: the server's certificate is not one we trust. */
 const TLS_TRUST_CODES = /^(CERT_|ERR_TLS_CERT|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT)/;

@@ -45,7 +45,7 @@ const apiError = (code: number, method = "GET", path = "/api/v1/nodes", retryAft
 
 describe("classifying API failures", () => {
   test("overload, server errors and broken connections are transient", () => {
-    for (const code of [429, 500, 502, 503, 504])
+    for (const code of [410, 429, 500, 502, 503, 504])
       assert.equal(classifyApiFailure(apiError(code)).transient, true, String(code));
     for (const code of ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", undefined])
       assert.equal(

@@ -188,19 +188,20 @@ export class NodeWatch {
     } catch (err) {
       if (err instanceof KubeApiError && err.code === 410)
         return { kind: "relist", reason: "resourceVersion too old (410 Gone)", backoff: false, alive };
+      // The list worked and its resourceVersion is still good, so try the watch again from it, whether
+      // the API is busy or away (as client-go does for refusals and 429) or refuses the watch (RBAC: said
+      // once, clearly, while the peers listed stay programmed).
       const failure = classifyApiFailure(err);
-      // The API is busy or away (as client-go does for refusals and 429): the resourceVersion is still
-      // good, so try the watch again from it; a refusal (RBAC) goes through the list, which says it clearly.
-      if (failure.transient)
-        return {
-          kind: "resume",
-          alive,
-          rv,
-          reason: describeError(err),
-          backoff: true,
-          ...(failure.retryAfterMs !== undefined ? { retryAfterMs: failure.retryAfterMs } : {}),
-        };
-      return { kind: "relist", reason: describeError(err), backoff: true, alive };
+      return {
+        kind: "resume",
+        alive,
+        rv,
+        reason: describeError(failure.transient ? err : permanentApiError(err, "watch nodes")),
+        backoff: true,
+        ...(failure.transient && failure.retryAfterMs !== undefined
+          ? { retryAfterMs: failure.retryAfterMs }
+          : {}),
+      };
     }
     this.stopCurrent = () => handle.close();
     const done = await handle.done;
