@@ -33,8 +33,6 @@ export interface KubeSubnetManagerOptions {
   readonly names: AnnotationNames;
   readonly setNodeNetworkUnavailable: boolean;
   readonly log: (message: string) => void;
-  /** Cut a node watch that carried nothing for this long (the client's default otherwise). */
-  readonly watchIdleMs?: number;
 }
 
 const STRATEGIC = "application/strategic-merge-patch+json";
@@ -61,15 +59,10 @@ export class KubeSubnetManager implements SubnetManager {
     private readonly options: KubeSubnetManagerOptions,
   ) {
     this.name = `Kubernetes Subnet Manager - ${options.nodeName}`;
-    this.nodeWatch = new NodeWatch(
-      client,
-      options.names.prefix,
-      {
-        onChange: (nodes, changed) => this.onNodes(nodes, changed),
-        onWarning: (message) => this.warn(message),
-      },
-      options.watchIdleMs !== undefined ? { idleMs: options.watchIdleMs } : {},
-    );
+    this.nodeWatch = new NodeWatch(client, options.names.prefix, {
+      onChange: (nodes, changed) => this.onNodes(nodes, changed),
+      onWarning: (message) => this.warn(message),
+    });
     this.nodeWatch.start();
   }
 

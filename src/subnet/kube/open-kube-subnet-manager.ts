@@ -18,8 +18,6 @@ export interface KubeModeOptions {
   readonly setNodeNetworkUnavailable: boolean;
   readonly env: NodeJS.ProcessEnv;
   readonly log: (message: string) => void;
-  /** Cut a node watch that carried nothing for this long (the client's default otherwise). */
-  readonly watchIdleMs?: number;
 }
 
 export async function openKubeSubnetManager(options: KubeModeOptions): Promise<KubeSubnetManager> {
@@ -41,7 +39,6 @@ export async function openKubeSubnetManager(options: KubeModeOptions): Promise<K
       names,
       setNodeNetworkUnavailable: options.setNodeNetworkUnavailable,
       log: options.log,
-      ...(options.watchIdleMs !== undefined ? { watchIdleMs: options.watchIdleMs } : {}),
     });
   } catch (err) {
     client.close();
