@@ -9,14 +9,15 @@
  * - "504": a Status Timeout (the request did not finish within the server's deadline);
  * - "reset": the TCP connection is reset before any answer (a load balancer or a crashing server);
  * - "stall": a watch is answered 200 and then nothing more is sent while the connection stays open (a
- *   half-open connection, as seen from the client); any other request gets no answer at all.
+ *   half-open connection, as seen from the client); any other request gets no answer at all;
+ * - "hang": no answer at all, not even the headers of a watch (the connection died before the answer).
  * Faults run after authentication and before authorization, where the real filter chain throttles.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 
-export type Fault = "503" | "429" | "500" | "504" | "reset" | "stall";
-export const FAULTS: readonly Fault[] = ["503", "429", "500", "504", "reset", "stall"];
+export type Fault = "503" | "429" | "500" | "504" | "reset" | "stall" | "hang";
+export const FAULTS: readonly Fault[] = ["503", "429", "500", "504", "reset", "stall", "hang"];
 
 export interface FaultRule {
   /** The RBAC verb of the requests it hits: get, list, watch, patch, ... */
@@ -122,11 +123,12 @@ export class FaultPlan {
         req.socket.destroy();
         return;
       }
-      case "stall": {
+      case "stall":
+      case "hang": {
         // Holds the connection open and silent until the client gives up or the server closes.
         this.stalled.add(req.socket);
         req.socket.once("close", () => this.stalled.delete(req.socket));
-        if (verb === "watch") {
+        if (fault === "stall" && verb === "watch") {
           res.writeHead(200, {
             "content-type": "application/json",
             "cache-control": "no-cache, private",

@@ -313,47 +313,65 @@ describe("the kube subnet manager against a faulty API", { timeout: 90_000 }, ()
     }
   });
 
-  test("a watch that goes silent without closing (half-open) is cut and resumed from its resourceVersion", async () => {
-    await setFaults([{ verb: "watch", resource: "nodes", user: WEFT_USER, faults: ["stall"] }]);
-    const client = new KubeClient(await loadKubeconfig(api.weftKubeconfig));
-    const names: string[][] = [];
-    const warnings: string[] = [];
-    const watch = new NodeWatch(
-      client,
-      "flannel.alpha.coreos.com/",
-      {
-        onChange: (nodes: ReadonlyMap<string, KubeNode>) => names.push([...nodes.keys()]),
-        onWarning: (m) => warnings.push(m),
-      },
-      { idleMs: 1500 },
-    );
-    await api.call("DELETE", "/weft-test/requests");
-    watch.start();
-    try {
-      await watch.whenSynced();
-      // Made while the first watch is stalled: it must arrive once the watch is cut and resumed.
-      await api.call("POST", "/api/v1/nodes", nodeObject("during-stall", ["10.244.11.0/24"], "172.31.0.3"));
-      await until("the node made during the stall", 10_000, () =>
-        names.some((n) => n.includes("during-stall")),
+  for (const fault of ["stall", "hang"] as const)
+    test(`a watch that goes silent without closing (${fault === "stall" ? "after its headers" : "before any answer"}) is cut and resumed from its resourceVersion`, async () => {
+      await setFaults([{ verb: "watch", resource: "nodes", user: WEFT_USER, faults: [fault] }]);
+      const client = new KubeClient(await loadKubeconfig(api.weftKubeconfig));
+      const names: string[][] = [];
+      const warnings: string[] = [];
+      const watch = new NodeWatch(
+        client,
+        "flannel.alpha.coreos.com/",
+        {
+          onChange: (nodes: ReadonlyMap<string, KubeNode>) => names.push([...nodes.keys()]),
+          onWarning: (m) => warnings.push(m),
+        },
+        { idleMs: 1500 },
       );
-      assert.ok(
-        warnings.some((w) => /node watch interrupted \(the watch carried no data for 1\.5 s/.test(w)),
-        warnings.join("\n"),
-      );
-      // A healthy watch (bookmarks every 300 ms) is not cut: still one list and two watches later.
-      await new Promise((r) => setTimeout(r, 3000));
-      const requests = (await api.call("GET", "/weft-test/requests")).body as { url: string; user: string }[];
-      const ours = requests.filter((r) => r.user === WEFT_USER);
-      assert.equal(ours.filter((r) => !r.url.includes("watch=true")).length, 1, "resumed, not re-listed");
-      assert.equal(ours.filter((r) => r.url.includes("watch=true")).length, 2);
-      assert.match(
-        ours.filter((r) => r.url.includes("watch=true"))[1]!.url,
-        /resourceVersion=\d+&timeout=\d+m\d+s&timeoutSeconds=\d+&watch=true$/,
-      );
-    } finally {
-      watch.close();
-      client.close();
-      await setFaults([]);
-    }
-  });
+      await api.call("DELETE", "/weft-test/requests");
+      watch.start();
+      try {
+        await watch.whenSynced();
+        // Made while the first watch is stalled: it must arrive once the watch is cut and resumed.
+        await api.call(
+          "POST",
+          "/api/v1/nodes",
+          nodeObject(
+            `during-${fault}`,
+            [fault === "stall" ? "10.244.11.0/24" : "10.244.12.0/24"],
+            "172.31.0.3",
+          ),
+        );
+        await until("the node made during the stall", 10_000, () =>
+          names.some((n) => n.includes(`during-${fault}`)),
+        );
+        assert.ok(
+          warnings.some((w) =>
+            fault === "stall"
+              ? /node watch interrupted \(the watch carried no data for 1\.5 s/.test(w)
+              : /node watch interrupted \(cannot reach the Kubernetes API at \S+: no answer within 1\.5 s/.test(
+                  w,
+                ),
+          ),
+          warnings.join("\n"),
+        );
+        // A healthy watch (bookmarks every 300 ms) is not cut: still one list and two watches later.
+        await new Promise((r) => setTimeout(r, 3000));
+        const requests = (await api.call("GET", "/weft-test/requests")).body as {
+          url: string;
+          user: string;
+        }[];
+        const ours = requests.filter((r) => r.user === WEFT_USER);
+        assert.equal(ours.filter((r) => !r.url.includes("watch=true")).length, 1, "resumed, not re-listed");
+        assert.equal(ours.filter((r) => r.url.includes("watch=true")).length, 2);
+        assert.match(
+          ours.filter((r) => r.url.includes("watch=true"))[1]!.url,
+          /resourceVersion=\d+&timeout=\d+m\d+s&timeoutSeconds=\d+&watch=true$/,
+        );
+      } finally {
+        watch.close();
+        client.close();
+        await setFaults([]);
+      }
+    });
 });
