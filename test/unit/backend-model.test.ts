@@ -9,6 +9,7 @@ import { renderMetrics } from "../../src/daemon/daemon-metrics.js";
 import { parseCIDR } from "../../src/ip/ip-network.js";
 import type { Lease, LeaseAttrs } from "../../src/lease/lease.js";
 import { annotationNames } from "../../src/subnet/kube/kube-annotations.js";
+import type { KubeNode } from "../../src/subnet/kube/kube-node.js";
 import { ownAnnotations } from "../../src/subnet/kube/node-lease.js";
 
 const config = (backend: string) => parseNetworkConfig(`{"Network":"10.244.0.0/16","Backend":${backend}}`);
@@ -130,9 +131,7 @@ describe("per-peer desired state cache", () => {
 
 describe("lease rules behind the backend (kube annotations)", () => {
   const names = annotationNames("flannel.alpha.coreos.com");
-  const node = { name: "n", podCIDRs: ["10.244.1.0/24"], annotations: {} } as unknown as Parameters<
-    typeof ownAnnotations
-  >[1];
+  const node: KubeNode = { name: "n", resourceVersion: "1", podCIDRs: ["10.244.1.0/24"], annotations: {} };
   const attrs = (backendType: string, data: unknown, v6: unknown, publicIPv6?: string): LeaseAttrs => ({
     publicIP: "172.31.0.1",
     publicIPv6,
