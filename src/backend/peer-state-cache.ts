@@ -4,6 +4,7 @@
  * peer instead of thousands.
  */
 import type { Lease } from "../lease/lease.js";
+import { describeLeaseFault } from "../lease/lease-fault.js";
 import type { FdbEntry, NeighEntry, RouteEntry } from "../reconcile/kernel-state.js";
 import type { DesiredPeers, PeerProblem } from "./backend.js";
 
@@ -19,7 +20,7 @@ export class PeerStateCache {
       if (peer.key === own.key) continue;
       let part = this.byLease.get(peer);
       if (!part) {
-        part = compute(peer);
+        part = containPeer(peer, compute);
         this.byLease.set(peer, part);
       }
       routes.push(...part.state.routes);
@@ -28,5 +29,20 @@ export class PeerStateCache {
       problems.push(...part.problems);
     }
     return { state: { routes, neighs, fdbs }, problems };
+  }
+}
+
+/**
+ * One peer's part; an error raised while using its lease (a value no check foresaw) stays with that
+ * peer, as its problem, with nothing of it kept, so every other peer is still programmed.
+ */
+function containPeer(peer: Lease, compute: (peer: Lease) => DesiredPeers): DesiredPeers {
+  try {
+    return compute(peer);
+  } catch (err) {
+    return {
+      state: { routes: [], neighs: [], fdbs: [] },
+      problems: [{ key: peer.key, reason: describeLeaseFault(err) }],
+    };
   }
 }
