@@ -6,7 +6,7 @@
 import type { Server } from "node:http";
 import v8 from "node:v8";
 import vm from "node:vm";
-import type { Backend } from "../backend/backend.js";
+import type { Backend, DesiredPeers } from "../backend/backend.js";
 import { createBackend } from "../backend/registry.js";
 import { enabledNetworks, type NetworkConfig } from "../config/network-config.js";
 import { formatCIDR, type IPNetwork } from "../ip/ip-network.js";
@@ -16,11 +16,14 @@ import { type RtEvent, type RtEvents, RtNetlink } from "../netlink/index.js";
 import { NetlinkKernel } from "../reconcile/netlink-kernel.js";
 import { type OwnershipScope, Reconciler } from "../reconcile/reconciler.js";
 import type { SubnetManager } from "../subnet/subnet-manager.js";
+import { boundText } from "../text/untrusted-text.js";
 import { describeError, UserError } from "../user-error.js";
 import { findExternalInterface } from "./external-interface.js";
 import type { Flags } from "./flags.js";
 import { startHealthServer } from "./health-server.js";
+import { readHostNetworks } from "./host-networks.js";
 import type { Logger } from "./logger.js";
+import { PeerLeaseFilter } from "./peer-lease-filter.js";
 import { TrafficRulesSync } from "./traffic-rules-sync.js";
 
 /** A full reconcile now and then catches anything no event told us about. */
@@ -129,7 +132,7 @@ export class Daemon {
   private traffic!: TrafficRulesSync;
   private health: Server | undefined;
   private leases: ReadonlyMap<string, Lease> = new Map();
-  private readonly reported = new Set<string>();
+  private filter!: PeerLeaseFilter;
   private timers: NodeJS.Timeout[] = [];
   private eventTimer: NodeJS.Timeout | undefined;
   private stopping = false;
@@ -225,6 +228,13 @@ export class Daemon {
     await this.traffic.start(this.config, this.lease);
     await this.writeSubnetFile();
 
+    this.filter = new PeerLeaseFilter({
+      config: this.config,
+      kubeMode: flags.bool("kube-subnet-mgr"),
+      readHostNetworks: () => readHostNetworks(this.netlink, ext, this.backend.ownedDevices),
+      warn: (m) => log.warn(m),
+    });
+    await this.filter.refresh();
     this.kernel = new NetlinkKernel(this.netlink);
     this.reconciler = new Reconciler(this.kernel, this.scope(), (m, v) => log.info(m, v));
     this.events = this.netlink.subscribe(["link", "neigh", "ipv4-route", "ipv6-route"]);
@@ -247,6 +257,9 @@ export class Daemon {
       onFatal: (err) => this.onFatal(err),
     });
     this.timers.push(setInterval(() => void this.repair(), SAFETY_RECONCILE_MS));
+    // The lease scope depends on the host's own networks (a bridge may come and go).
+    const refresh = () => void this.filter.refresh().then((changed) => changed && this.recompute());
+    this.timers.push(setInterval(refresh, SAFETY_RECONCILE_MS));
   }
 
   private scope(): OwnershipScope {
@@ -277,16 +290,20 @@ export class Daemon {
     }
   }
 
-  /** New desired state from the current leases; reports each unusable peer once. */
+  /**
+   * New desired state from the leases in scope; reports each refused or unusable lease once. A failure
+   * here is logged, never thrown back into the store's callback.
+   */
   private recompute(): void {
-    const { state, problems } = this.backend.desiredState(this.lease, this.leases.values());
-    for (const problem of problems) {
-      const key = `${problem.key}: ${problem.reason}`;
-      if (this.reported.has(key)) continue;
-      this.reported.add(key);
-      this.log.warn(`not routing to lease ${problem.key}: ${problem.reason}`);
+    let desired: DesiredPeers;
+    try {
+      desired = this.backend.desiredState(this.lease, this.filter.peers(this.leases, this.lease));
+      this.filter.report(desired.problems);
+    } catch (err) {
+      this.log.error(`computing the desired state failed: ${boundText(describeError(err), 200)}`);
+      return;
     }
-    const run = this.reconciler.setDesired(state);
+    const run = this.reconciler.setDesired(desired.state);
     if (!this.programmed && this.listed) {
       void run.then(() => {
         if (this.programmed) return;
@@ -353,6 +370,7 @@ export class Daemon {
       "# HELP weft_lease_updates_total Lease table updates received from the store.",
       "# TYPE weft_lease_updates_total counter",
       `weft_lease_updates_total ${this.leaseEvents}`,
+      ...(this.filter?.metricLines() ?? []),
       "# HELP weft_reconcile_runs_total Reconcile runs (dump, diff, apply).",
       "# TYPE weft_reconcile_runs_total counter",
       `weft_reconcile_runs_total ${stats?.runs ?? 0}`,
