@@ -272,6 +272,62 @@ async function runScenario(lab: Lab, type: "vxlan" | "host-gw"): Promise<void> {
   for (const h of hostile) if (h.dst) assert.ok(!dsts.has(h.dst), `host 2 routes ${h.dst}`);
 }
 
+/** Dual stack: the IPv6 half of a key is held to the same rule, and refusing it refuses the whole lease. */
+async function runDualStack(lab: Lab): Promise<void> {
+  const config =
+    '{"EnableIPv6":true,"Network":"10.244.0.0/16","IPv6Network":"fd44::/56","Backend":{"Type":"vxlan"}}';
+  const cluster = await startCluster(lab, config);
+  const [h1, h2] = [lab.host(1), lab.host(2)];
+  const peer6 = cluster.leases[1]!.ipv6Subnet!;
+  const routes6 = async (host: LabHost) => routeDestinations(lab, host, 6);
+  await waitFor("the IPv6 peer route", async () => (await routes6(h1)).includes(peer6), 10_000);
+  const dual = (v6: string) =>
+    JSON.stringify({
+      PublicIP: "172.31.0.2",
+      PublicIPv6: v6,
+      BackendType: "vxlan",
+      BackendData: { VNI: 1, VtepMAC: GOOD_MAC },
+      BackendV6Data: { VNI: 1, VtepMAC: GOOD_MAC },
+    });
+  const hostile = [
+    // The underlay's IPv6 network: routed, it would take the host's path to every peer and to etcd's host.
+    { key: "10.244.50.0-24&fd31::-64", rule: /its subnet fd31::\/64 is not inside the Network fd44::\/56/ },
+    { key: "10.244.51.0-24&fd44::-56", rule: /its subnet fd44::\/56 overlaps our own subnet/ },
+    { key: "10.244.52.0-24&fd44:0:0:34::-80", rule: /its subnet fd44:0:0:34::\/80 is not a \/64/ },
+  ];
+  for (const h of hostile) await lab.etcdctl(["put", `${SUBNETS}${h.key}`, dual("fd31::2")]);
+  const later = "10.244.99.0-24&fd44:0:0:99::-64";
+  await lab.etcdctl(["put", `${SUBNETS}${later}`, dual("fd31::9")]);
+  await waitFor(
+    "the lease put after the hostile ones",
+    async () => (await routes6(h1)).includes("fd44:0:0:99::/64"),
+    10_000,
+  );
+  for (const host of [h1, h2]) {
+    const dsts = await programmedRoutes(lab, host);
+    for (const dst of [
+      "fd31::/64",
+      "fd44::/56",
+      "fd44:0:0:34::/80",
+      "10.244.50.0/24",
+      "10.244.51.0/24",
+      "10.244.52.0/24",
+    ])
+      assert.ok(!dsts.has(dst), `${host.name} routes ${dst}`);
+    assert.ok(dsts.has(cluster.leases[host === h1 ? 1 : 0]!.ipv6Subnet!), "the IPv6 peer stays routed");
+    assert.ok(
+      (await lab.ping(host, "fd31::fe", { count: 2, intervalSeconds: 0.1 })).reachable,
+      "the IPv6 underlay",
+    );
+    await assertReachesEtcd(lab, host);
+  }
+  for (const h of hostile) await cluster.weftds[0]!.waitForOutput(h.rule, 5000);
+  for (const weftd of cluster.weftds) {
+    assert.ok(weftd.running);
+    noStackTrace(weftd.output());
+  }
+}
+
 describe("weftd and hostile leases", { timeout: 240_000 }, () => {
   it("vxlan: refuses or isolates each hostile lease, keeps its peers and etcd, leaves nothing behind", async () => {
     await withLab({ hosts: 2, tag: "hostvx" }, (lab) => runScenario(lab, "vxlan"));
@@ -279,5 +335,9 @@ describe("weftd and hostile leases", { timeout: 240_000 }, () => {
 
   it("host-gw: the same, where a bad route would go through the shared eth0", async () => {
     await withLab({ hosts: 2, tag: "hostgw" }, (lab) => runScenario(lab, "host-gw"));
+  });
+
+  it("dual stack: a key whose IPv6 half is out of scope is refused whole", async () => {
+    await withLab({ hosts: 2, ipv6: true, tag: "hostv6" }, (lab) => runDualStack(lab));
   });
 });
