@@ -21,6 +21,9 @@ import { isOurRoute } from "../../src/reconcile/reconciler.js";
 import { checkLeaseScope, type LeaseScope, partitionByScope } from "../../src/subnet/lease-scope.js";
 import { LeaseTable } from "../../src/subnet/lease-table.js";
 
+/** What must never reach a log line raw: C0 (newline too), DEL, C1, U+2028/U+2029. */
+const RAW_CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
 /** The issue's reproduction: a 10 KB value nesting 5,000 arrays. */
 const DEEP = `${"[".repeat(5000)}${"]".repeat(5000)}`;
 
@@ -91,11 +94,13 @@ describe("a lease value that cannot be read", () => {
       `{"PublicIP":"${"9".repeat(100_000)}"}`,
       "\u0000\n{",
       `{"PublicIP":"1.2.3.4\\nforged log line"}`,
+      JSON.stringify({ PublicIP: "a\u2028b\u0085c" }),
+      JSON.stringify({ PublicIPv6: "x".repeat(1e6) }),
     ]) {
       const warning = table.put({ subnetKey: "10.244.45.0-24", value, reservation: false });
       assert.ok(warning, value.slice(0, 20));
       assert.ok(warning.length < 300, warning);
-      assert.ok(!warning.includes("\n"), warning);
+      assert.doesNotMatch(warning, RAW_CONTROL, warning);
     }
     const fault = describeLeaseFault(new RangeError(`x${"y".repeat(5000)}`));
     assert.match(fault, /^reading it failed \(RangeError: xyyy/);
@@ -173,11 +178,14 @@ describe("a lease the backend cannot use", () => {
     }
     assert.deepEqual(readVtepMac({ VNI: 1, VtepMAC: "CA:02:E3:BA:24:33" }), { mac: "ca:02:e3:ba:24:33" });
     assert.deepEqual(readVtepMac({ VNI: 1, VtepMAC: "02:00:00:00:00:01" }), { mac: "02:00:00:00:00:01" });
-    const long = readVtepMac({ VtepMAC: `aa${"\n".repeat(10_000)}` });
-    assert.ok(
-      "reason" in long && long.reason.length < 200 && !long.reason.includes("\n"),
-      JSON.stringify(long),
-    );
+    for (const bad of [`aa${"\n".repeat(10_000)}`, "x".repeat(1e6), "a\u2028b\u0085c", JSON.parse(DEEP)]) {
+      const result = readVtepMac({ VtepMAC: bad });
+      assert.ok(
+        "reason" in result && result.reason.length < 200,
+        typeof bad === "string" ? bad.slice(0, 10) : "nested",
+      );
+      assert.doesNotMatch(result.reason, RAW_CONTROL);
+    }
   });
 
   it("reports a lease of another backend type, as flanneld warns, instead of ignoring it silently", () => {
