@@ -297,4 +297,11 @@ describe("reconciler", () => {
     assert.equal(logs.filter((l) => l.includes("udp-peer")).length, 1);
     await r.close();
   });
+
+  it("refuses two kinds with one name, whose desired entries could not be told apart", () => {
+    assert.throws(
+      () => reconciler([new MemoryRoutes(), new MemoryRoutes()]),
+      /two kinds of state are named "route"/,
+    );
+  });
 });
