@@ -42,7 +42,7 @@ function containPeer(peer: Lease, compute: (peer: Lease) => DesiredPeers): Desir
   } catch (err) {
     return {
       state: { routes: [], neighs: [], fdbs: [] },
-      problems: [{ key: peer.key, reason: describeLeaseFault(err) }],
+      problems: [{ key: peer.key, reason: describeLeaseFault(err, "using it") }],
     };
   }
 }

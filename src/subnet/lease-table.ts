@@ -30,7 +30,7 @@ export function decodeRawLease(raw: RawLease): DecodedLease {
     const attrs = decodeLeaseAttrs(raw.value);
     return { ok: true, lease: { key: raw.subnetKey, ...subnets, attrs, reservation: raw.reservation } };
   } catch (err) {
-    return { ok: false, subnets, reason: describeLeaseFault(err) };
+    return { ok: false, subnets, reason: describeLeaseFault(err, "reading it") };
   }
 }
 

@@ -102,10 +102,13 @@ describe("a lease value that cannot be read", () => {
       assert.ok(warning.length < 300, warning);
       assert.doesNotMatch(warning, RAW_CONTROL, warning);
     }
-    const fault = describeLeaseFault(new RangeError(`x${"y".repeat(5000)}`));
+    const fault = describeLeaseFault(new RangeError(`x${"y".repeat(5000)}`), "reading it");
     assert.match(fault, /^reading it failed \(RangeError: xyyy/);
     assert.ok(fault.length < 200);
-    assert.equal(describeLeaseFault(new LeaseDecodeError("PublicIP is bad")), "PublicIP is bad");
+    assert.equal(
+      describeLeaseFault(new LeaseDecodeError("PublicIP is bad"), "reading it"),
+      "PublicIP is bad",
+    );
   });
 
   it("bounds a hostile key in its warning", () => {
@@ -159,7 +162,7 @@ describe("a lease the backend cannot use", () => {
       );
       assert.equal(problems.length, 1);
       assert.equal(problems[0]!.key, "10.244.46.0-24");
-      assert.match(problems[0]!.reason, /^reading it failed \(TypeError: boom z+… \(\d+ characters\)\)$/);
+      assert.match(problems[0]!.reason, /^using it failed \(TypeError: boom z+… \(\d+ characters\)\)$/);
       assert.ok(problems[0]!.reason.length < 200);
     }
   });
