@@ -11,12 +11,14 @@ import { PeerStateCache } from "../../src/backend/peer-state-cache.js";
 import { readVtepMac } from "../../src/backend/vxlan/vxlan-backend-data.js";
 import { vxlanDesiredState } from "../../src/backend/vxlan/vxlan-desired.js";
 import { parseNetworkConfig } from "../../src/config/network-config.js";
+import { readHostNetworks } from "../../src/daemon/host-networks.js";
 import { PeerLeaseFilter } from "../../src/daemon/peer-lease-filter.js";
 import { formatCIDR, parseCIDR } from "../../src/ip/ip-network.js";
 import type { Lease } from "../../src/lease/lease.js";
 import { describeLeaseFault } from "../../src/lease/lease-fault.js";
 import { decodeLeaseAttrs, encodeLeaseAttrs, LeaseDecodeError } from "../../src/lease/lease-json.js";
 import { parseSubnetKey } from "../../src/lease/lease-key.js";
+import type { RtNetlink } from "../../src/netlink/index.js";
 import { isOurRoute } from "../../src/reconcile/reconciler.js";
 import { checkLeaseScope, type LeaseScope, partitionByScope } from "../../src/subnet/lease-scope.js";
 import { LeaseTable } from "../../src/subnet/lease-table.js";
@@ -387,5 +389,46 @@ describe("route ownership", () => {
     assert.ok(!isOurRoute(route("fd44:0:0:53::/64"), v6scope), "own subnet");
     assert.ok(!isOurRoute(route("fd30::/64"), v6scope), "the underlay");
     assert.ok(!isOurRoute(route("::/0"), v6scope), "default route");
+  });
+});
+
+describe("the host's own networks", () => {
+  it("are its link routes off weft's devices, plus the external interface's networks", async () => {
+    const route = (dst: string, oif: number, scope: number, gateway?: string) => ({
+      family: dst.includes(":") ? 6 : 4,
+      dst,
+      gateway,
+      oif,
+      table: 254,
+      protocol: 2,
+      scope,
+      type: 1,
+      flags: 0,
+      onlink: false,
+      priority: undefined,
+      prefsrc: undefined,
+    });
+    const netlink = {
+      linkList: async () => [
+        { index: 2, name: "eth0" },
+        { index: 3, name: "docker0" },
+        { index: 4, name: "flannel.1" },
+      ],
+      routeList: async (family: 4 | 6) =>
+        family === 4
+          ? [
+              route("172.30.0.0/24", 2, 253),
+              route("172.17.0.0/16", 3, 253),
+              route("10.244.9.0/24", 4, 253),
+              route("10.244.4.0/24", 4, 0, "10.244.4.0"),
+              route("0.0.0.0/0", 2, 0, "172.30.0.254"),
+            ]
+          : [route("fe80::/64", 2, 253)],
+    };
+    const found = await readHostNetworks(netlink as unknown as RtNetlink, ext, ["flannel.1"]);
+    assert.deepEqual(
+      found.map((h) => `${formatCIDR(h.network)} ${h.dev}`),
+      ["172.30.0.0/24 eth0", "fd30::/64 eth0", "172.17.0.0/16 docker0", "fe80::/64 eth0"],
+    );
   });
 });
