@@ -15,7 +15,13 @@ import {
 } from "../subnet/lease-scope.js";
 import { describeError } from "../user-error.js";
 
-const RULES: readonly ScopeRule[] = ["outside-network", "subnet-length", "overlaps-own", "overlaps-host"];
+const RULES: readonly ScopeRule[] = [
+  "outside-network",
+  "subnet-length",
+  "overlaps-own",
+  "overlaps-host",
+  "overlaps-peer",
+];
 
 export interface PeerLeaseFilterOptions {
   readonly config: NetworkConfig;

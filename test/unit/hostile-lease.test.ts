@@ -113,6 +113,22 @@ describe("a lease value that cannot be read", () => {
     );
   });
 
+  it("keeps a second key for a subnet (not in flannel's form) from being routed, its subnet still taken", () => {
+    const table = new LeaseTable();
+    const value = encodeLeaseAttrs(good.attrs);
+    const warnings = table.replaceAll([
+      { subnetKey: "10.244.4.0-024", value, reservation: false },
+      { subnetKey: "10.244.5.0-24&fd44:0:0:5:0:0:0:0-64", value, reservation: false },
+      { subnetKey: "10.244.6.0-24", value, reservation: false },
+    ]);
+    assert.deepEqual(warnings, [
+      "ignoring lease 10.244.4.0-024: the key is not in flannel's form, which is 10.244.4.0-24; its subnet stays reserved (fix or delete that key)",
+      "ignoring lease 10.244.5.0-24&fd44:0:0:5:0:0:0:0-64: the key is not in flannel's form, which is 10.244.5.0-24&fd44:0:0:5::-64; its subnet stays reserved (fix or delete that key)",
+    ]);
+    assert.deepEqual([...table.leases.keys()], ["10.244.6.0-24"]);
+    assert.equal([...table.heldSubnets()].length, 3);
+  });
+
   it("bounds a hostile key in its warning", () => {
     const table = new LeaseTable();
     const warning = table.put({ subnetKey: `x\n${"k".repeat(10_000)}`, value: "{}", reservation: false });
@@ -291,6 +307,38 @@ describe("the lease scope rule", () => {
       hostNetworks: [{ network: parseCIDR("10.0.0.0/7")!, dev: "eth0" }],
     };
     assert.equal(checkLeaseScope(lease("10.1.5.0-24"), wide), undefined);
+  });
+
+  it("refuses both leases that claim one subnet, in either family", () => {
+    const dualScope: LeaseScope = { ...scope, ipv6: network6, own: lease("10.244.83.0-24&fd44:0:0:53::-64") };
+    const plain = lease("10.244.4.0-24");
+    const twin = lease("10.244.4.0-24&fd44:0:0:9::-64");
+    const v6twin = lease("10.244.5.0-24&fd44:0:0:9::-64");
+    const other = lease("10.244.6.0-24&fd44:0:0:6::-64");
+    const { peers, refused } = partitionByScope([plain, twin, v6twin, other], dualScope);
+    assert.deepEqual(
+      peers.map((p) => p.key),
+      [other.key],
+    );
+    assert.deepEqual(
+      refused.map((r) => [r.lease.key, r.refusal.rule]),
+      [
+        [plain.key, "overlaps-peer"],
+        [twin.key, "overlaps-peer"],
+        [v6twin.key, "overlaps-peer"],
+      ],
+    );
+    assert.match(
+      refused[0]!.refusal.reason,
+      /^its subnet 10\.244\.4\.0\/24 is also claimed by lease 10\.244\.4\.0-24&fd44:0:0:9::-64; neither is routed/,
+    );
+    assert.match(refused[2]!.refusal.reason, /fd44:0:0:9::\/64 is also claimed by lease 10\.244\.4\.0-24&/);
+    // A family the network does not enable claims nothing.
+    const v4 = partitionByScope(
+      [lease("10.244.7.0-24&fd44:0:0:1::-64"), lease("10.244.8.0-24&fd44:0:0:1::-64")],
+      scope,
+    );
+    assert.equal(v4.peers.length, 2);
   });
 
   it("splits a table into routable peers and refusals, leaving our own lease out of both", () => {
