@@ -46,14 +46,14 @@ interface Hostile {
 /** The issue's hostile keys, for a network of `type` where host 1 holds `own` and host 2 `peer`. */
 function hostileLeases(type: string, own: HostLease, peer: HostLease): Hostile[] {
   const ownHalf = `${own.base}.128`;
-  const escape = (text: string) => text.replaceAll(".", "\\.");
+  const dots = (text: string) => text.replaceAll(".", "\\.");
   return [
     {
       // A second key for host 2's subnet: not routed, so host 2 keeps its traffic.
       key: `${peer.base}.0-024`,
       value: value(type, "172.31.0.9"),
       log: new RegExp(
-        `ignoring lease ${escape(peer.base)}\\.0-024: the key is not in flannel's form, which is ${escape(peer.base)}\\.0-24`,
+        `ignoring lease ${dots(peer.base)}\\.0-024: the key is not in flannel's form, which is ${dots(peer.base)}\\.0-24`,
       ),
     },
     {
@@ -94,7 +94,7 @@ function hostileLeases(type: string, own: HostLease, peer: HostLease): Hostile[]
     {
       key: `${ownHalf}-25`,
       value: value(type, "172.31.0.2"),
-      log: new RegExp(`refusing lease ${escape(ownHalf)}-25: its subnet .* overlaps our own subnet`),
+      log: new RegExp(`refusing lease ${dots(ownHalf)}-25: its subnet .* overlaps our own subnet`),
       dst: `${ownHalf}/25`,
     },
     {
