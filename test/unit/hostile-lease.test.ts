@@ -402,6 +402,21 @@ describe("the daemon's peer lease filter", () => {
     assert.match(warnings.at(-1)!, /^refusing lease 10\.244\.4\.0-24: .* on docker0;/);
   });
 
+  it("takes the pod CIDR length as it comes in kube mode, and SubnetLen otherwise", () => {
+    const config = parseNetworkConfig('{"Network":"10.244.0.0/16"}');
+    const quarter = lease("10.244.84.0-26");
+    for (const kubeMode of [true, false]) {
+      const filter = new PeerLeaseFilter({
+        config,
+        kubeMode,
+        readHostNetworks: async () => [],
+        warn: () => {},
+      });
+      const peers = filter.peers(new Map([[quarter.key, quarter]]), own);
+      assert.equal(peers.length, kubeMode ? 1 : 0, `kube mode ${kubeMode}`);
+    }
+  });
+
   it("keeps the last host networks when reading them fails", async () => {
     const warnings: string[] = [];
     const config = parseNetworkConfig('{"Network":"10.244.0.0/16"}');
