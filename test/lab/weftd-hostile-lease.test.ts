@@ -277,8 +277,35 @@ async function runScenario(lab: Lab, type: "vxlan" | "host-gw"): Promise<void> {
   // A restart with the hostile keys present comes up normally, on the same lease.
   for (const h of hostile) await lab.etcdctl(["put", `${SUBNETS}${h.key}`, h.value]);
   await cluster.weftds[0]!.stop();
+  if (vxlan) {
+    // What an older weft did with the underlay's key: replace the kernel's route to eth0's network, which
+    // cut the host off from etcd and every peer. The new weft undoes it before it needs etcd.
+    await lab.run(h1, [
+      "ip",
+      "route",
+      "replace",
+      "172.31.0.0/16",
+      "via",
+      "172.31.0.0",
+      "dev",
+      "flannel.1",
+      "onlink",
+    ]);
+    assert.ok(!(await lab.ping(h1, FABRIC_IP, { count: 1 })).reachable, "the host is cut off from etcd");
+  }
   const restarted: LabProcess = await lab.startWeftd(h1, [`--healthz-port=${HEALTH_PORT}`]);
   await restarted.waitForOutput(/datapath programmed for \d+ peer\(s\)/, 15_000);
+  if (vxlan) {
+    assert.match(
+      restarted.output(),
+      /removed route 172\.31\.0\.0\/16 via 172\.31\.0\.0 dev flannel\.1: it covered/,
+    );
+    assert.match(restarted.output(), /restored the route 172\.31\.0\.0\/16 dev eth0/);
+    assert.match(
+      await lab.run(h1, ["ip", "route", "show", "172.31.0.0/16"]),
+      /^172\.31\.0\.0\/16 dev eth0 proto kernel scope link src 172\.31\.0\.1 $/m,
+    );
+  }
   assert.deepEqual(await readLease(lab, h1), cluster.leases[0]);
   await waitForFullMesh(lab, cluster.leases, 10_000, [restarted, cluster.weftds[1]!]);
   for (const h of hostile) await restarted.waitForOutput(h.log, 5000);

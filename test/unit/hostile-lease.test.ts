@@ -13,12 +13,13 @@ import { vxlanDesiredState } from "../../src/backend/vxlan/vxlan-desired.js";
 import { parseNetworkConfig } from "../../src/config/network-config.js";
 import { readHostNetworks } from "../../src/daemon/host-networks.js";
 import { PeerLeaseFilter } from "../../src/daemon/peer-lease-filter.js";
+import { planUnderlayRescue } from "../../src/daemon/underlay-rescue.js";
 import { formatCIDR, parseCIDR } from "../../src/ip/ip-network.js";
 import type { Lease } from "../../src/lease/lease.js";
 import { describeLeaseFault } from "../../src/lease/lease-fault.js";
 import { decodeLeaseAttrs, encodeLeaseAttrs, LeaseDecodeError } from "../../src/lease/lease-json.js";
 import { parseSubnetKey } from "../../src/lease/lease-key.js";
-import type { RtNetlink } from "../../src/netlink/index.js";
+import type { Address, Link, Route, RtNetlink } from "../../src/netlink/index.js";
 import { isOurRoute } from "../../src/reconcile/reconciler.js";
 import { checkLeaseScope, type LeaseScope, partitionByScope } from "../../src/subnet/lease-scope.js";
 import { LeaseTable } from "../../src/subnet/lease-table.js";
@@ -492,6 +493,64 @@ describe("the host's own networks", () => {
     assert.deepEqual(
       found.map((h) => `${formatCIDR(h.network)} ${h.dev}`),
       ["172.30.0.0/24 eth0", "fd30::/64 eth0", "172.17.0.0/16 docker0", "fe80::/64 eth0"],
+    );
+  });
+});
+
+describe("routes an older weft left over the host's own networks", () => {
+  const link = (index: number, name: string, kind?: string) => ({ index, name, kind }) as unknown as Link;
+  const addr = (index: number, address: string, prefixlen: number) =>
+    ({ index, address, prefixlen, scope: 0, family: address.includes(":") ? 6 : 4 }) as unknown as Address;
+  const route = (dst: string, oif: number, protocol: number, gateway?: string) =>
+    ({ dst, oif, protocol, gateway, table: 254, type: 1, scope: gateway ? 0 : 253 }) as unknown as Route;
+  const links = [
+    link(2, "eth0", "veth"),
+    link(3, "cni0", "bridge"),
+    link(4, "flannel.1", "vxlan"),
+    link(5, "flannel.1x", "vxlan"),
+  ];
+  const addresses = [
+    addr(2, "172.30.0.1", 24),
+    addr(3, "10.244.83.1", 24),
+    addr(4, "10.244.83.0", 32),
+    addr(6, "10.96.0.1", 32),
+  ];
+
+  it("removes a weft vxlan route over a host address and restores the prefix route it replaced", () => {
+    const plan = planUnderlayRescue(links, addresses, [
+      route("172.30.0.0/24", 4, 3, "172.30.0.0"),
+      route("10.244.83.0/24", 3, 2),
+      route("10.244.4.0/24", 4, 3, "10.244.4.0"),
+      route("10.96.0.0/24", 4, 3, "10.96.0.0"),
+      route("172.30.0.0/16", 5, 3, "172.30.0.0"),
+      route("0.0.0.0/0", 2, 3, "172.30.0.254"),
+    ]);
+    assert.deepEqual(
+      plan.remove.map((r) => r.dst),
+      ["172.30.0.0/24"],
+      "peer routes, /32 addresses and devices that are not weft's are left alone",
+    );
+    assert.deepEqual(plan.restore, [
+      { dst: "172.30.0.0/24", oif: 2, scope: 253, protocol: 2, table: 254, prefsrc: "172.30.0.1" },
+    ]);
+  });
+
+  it("restores nothing the kernel still has, and removes a wider or narrower cover too", () => {
+    const plan = planUnderlayRescue(links, addresses, [
+      route("172.30.0.0/16", 4, 3, "172.30.0.0"),
+      route("10.244.83.0/25", 4, 3, "10.244.83.0"),
+      route("172.30.0.0/24", 2, 2),
+      route("10.244.83.0/24", 3, 2),
+    ]);
+    assert.deepEqual(
+      plan.remove.map((r) => r.dst),
+      ["172.30.0.0/16", "10.244.83.0/25"],
+    );
+    assert.deepEqual(plan.restore, []);
+    assert.deepEqual(
+      planUnderlayRescue(links, addresses, [route("172.30.0.0/24", 4, 2)]).remove,
+      [],
+      "kernel routes",
     );
   });
 });
