@@ -235,6 +235,8 @@ async function runScenario(lab: Lab, type: "vxlan" | "host-gw"): Promise<void> {
   assert.match(m, /^weft_leases_refused\{rule="overlaps-host"\} 1$/m);
   assert.match(m, /^weft_leases_refused\{rule="overlaps-peer"\} 2$/m);
   assert.match(m, /^weft_leases_refused_total 7$/m);
+  // The nested and the broadcast VtepMAC, and the other backend type.
+  assert.match(m, vxlan ? /^weft_leases_unusable 3$/m : /^weft_leases_unusable 1$/m);
 
   // Routes an older weft programmed for such keys are weft's, so they are removed.
   const leftovers = vxlan

@@ -387,6 +387,7 @@ describe("the daemon's peer lease filter", () => {
     assert.match(metrics, /^weft_leases_refused\{rule="overlaps-own"\} 1$/m);
     assert.match(metrics, /^weft_leases_refused\{rule="overlaps-host"\} 0$/m);
     assert.match(metrics, /^weft_leases_refused_total 2$/m);
+    assert.match(metrics, /^weft_leases_unusable 1$/m);
 
     table.delete(bad.key);
     filter.peers(table, own);
