@@ -43,6 +43,7 @@ export class KubeSubnetManager implements SubnetManager {
   private readonly nodeWatch: NodeWatch;
   private watcher: LeaseWatcher | undefined;
   private own: Lease | undefined;
+  private leaseRules: LeaseRequest["leaseRules"];
   private readonly leases = new Map<string, Lease>();
   /** node name -> lease key, to drop a node's lease when it changes or goes. */
   private readonly leaseOfNode = new Map<string, string>();
@@ -135,6 +136,7 @@ export class KubeSubnetManager implements SubnetManager {
       reservation: false,
     };
     this.own = lease;
+    this.leaseRules = request.leaseRules;
     await this.publish();
     this.options.log(
       `node ${node.name} has pod CIDR ${[subnet, ipv6Subnet]
@@ -155,7 +157,7 @@ export class KubeSubnetManager implements SubnetManager {
     const written = await this.patchStatus("write the node's flannel annotations", async () => {
       // Recomputed on each try: the node may have been re-created (404) or changed meanwhile.
       const node = await this.ownNode();
-      return annotationPatch(node, ownAnnotations(own.attrs, node, this.options.names));
+      return annotationPatch(node, ownAnnotations(own.attrs, node, this.options.names, this.leaseRules));
     });
     if (written)
       this.options.log(`annotated node ${this.options.nodeName} with backend ${own.attrs.backendType}`);
@@ -258,7 +260,8 @@ export class KubeSubnetManager implements SubnetManager {
   /** Someone removed or changed our annotations: write them back (only what differs). */
   private checkOwnNode(node: KubeNode | undefined): void {
     if (!node || !this.own || this.repatching || this.closed) return;
-    if (!annotationPatch(node, ownAnnotations(this.own.attrs, node, this.options.names))) return;
+    if (!annotationPatch(node, ownAnnotations(this.own.attrs, node, this.options.names, this.leaseRules)))
+      return;
     this.repatching = true;
     this.watcher?.onWarning(
       `the flannel annotations on node ${node.name} were changed by someone else; writing them back`,
