@@ -211,6 +211,33 @@ describe("peer commands", () => {
     await peers.close();
   });
 
+  it("another peer's change does not cut a failing peer's backoff short", async () => {
+    const runner = fakeRunner((call) => call.input.variables.SUBNET === "10.244.1.0/24");
+    const { log } = logs();
+    const peers = new PeerCommands({
+      add: ADD,
+      remove: REMOVE,
+      run: runner.run,
+      log,
+      backoff: { minMs: 60_000, maxMs: 60_000, jitter: 0 },
+      concurrency: 8,
+    });
+    peers.start();
+    const failing = lease("10.244.1.0/24", "172.31.0.2");
+    peers.update([failing]);
+    await peers.settled();
+    for (let i = 2; i < 6; i++) {
+      peers.update([failing, lease(`10.244.${i}.0/24`, "172.31.0.3")]);
+      await peers.settled();
+    }
+    assert.deepEqual(
+      summary(runner.calls).filter((c) => c === "/bin/add 10.244.1.0/24"),
+      ["/bin/add 10.244.1.0/24"],
+    );
+    assert.equal(runner.calls.length, 1 + 4 + 3, "each other peer added, and removed when replaced");
+    await peers.close();
+  });
+
   it("bounds how many commands run at once", async () => {
     const runner = fakeRunner(() => false, 10);
     const { peers } = make(runner.run, 3);

@@ -77,14 +77,21 @@ export class PeerCommands {
   /** The peers the commands are for now (already filtered to extension peers other than us). */
   update(peers: Iterable<Lease>): void {
     const seen = new Set<string>();
+    const changed: string[] = [];
     for (const lease of peers) {
       seen.add(lease.key);
       const state = this.peers.get(lease.key) ?? this.newState();
+      if (state.desired !== lease) changed.push(lease.key);
       state.desired = lease;
       this.peers.set(lease.key, state);
     }
-    for (const [key, state] of this.peers) if (!seen.has(key)) state.desired = undefined;
-    if (this.started) for (const key of this.peers.keys()) this.drive(key);
+    for (const [key, state] of this.peers) {
+      if (seen.has(key) || !state.desired) continue;
+      state.desired = undefined;
+      changed.push(key);
+    }
+    // Only peers whose lease changed: the others keep their backoff.
+    if (this.started) for (const key of changed) this.drive(key);
   }
 
   /** Lets commands run: flannel's PostStartupCommand has finished. */
