@@ -253,11 +253,11 @@ describe("weftd with extension on 3 hosts", { timeout: 180_000 }, () => {
   });
 
   it("runs SubnetRemoveCommand with the gone peer's variables and data", async () => {
-    await lab.etcdctl(["del", `${PREFIX}/subnets/10.244.200.0-24`]);
-    // A host that stops: its lease is deleted (as when it expires); the others run the remove.
+    // A host that stops: then its lease is deleted (as when it expires); the others run the remove.
     const gone = lab.host(3);
     const goneLease = (await readLease(lab, gone))!;
     await weftds[2]!.stop();
+    await lab.etcdctl(["del", `${PREFIX}/subnets/10.244.200.0-24`]);
     await lab.etcdctl(["del", `${PREFIX}/subnets/${goneLease.subnet.replace("/", "-")}`]);
     for (const host of [lab.host(1), lab.host(2)]) {
       const expected = [
@@ -273,7 +273,7 @@ describe("weftd with extension on 3 hosts", { timeout: 180_000 }, () => {
       assert.deepEqual(removes, expected.sort());
     }
     for (const weftd of weftds.slice(0, 2)) assert.ok(weftd.running, weftd.output());
-    // A stopping weftd runs no removes: its peers are still there.
+    // A stopping weftd runs no removes (its peers are still there), and a stopped one none at all.
     assert.ok(!(await lines(gone)).some((l) => l.startsWith("remove ")));
   });
 });
