@@ -379,6 +379,16 @@ describe("command processes", () => {
     assert.match(outcome.failure!, /shutting down/);
   });
 
+  it("starts nothing once stopped", async () => {
+    const marker = join(dir, "started");
+    const path = await script("marker.sh", `touch "${marker}"`);
+    const abort = new AbortController();
+    abort.abort();
+    const outcome = await run(command(path), input({}), abort.signal);
+    assert.match(outcome.failure!, /shutting down/);
+    await assert.rejects(readFile(marker));
+  });
+
   it("a command that ignores its stdin still succeeds", async () => {
     const path = await script("noread.sh", "exit 0");
     const outcome = await run(command(path), input({}, `${"x".repeat(1_000_000)}\n`));

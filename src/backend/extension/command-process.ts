@@ -33,6 +33,8 @@ export interface CommandOutcome {
   readonly truncated: boolean;
 }
 
+const STOPPING = "stopped because weftd is shutting down";
+
 export type RunCommand = (
   command: CommandLine,
   input: CommandInput,
@@ -56,10 +58,10 @@ function runProcess(
 ): Promise<CommandOutcome> {
   const env: NodeJS.ProcessEnv = { ...baseEnv, ...input.variables };
   const { program, args } = expandCommandLine(command, (name) => env[name]);
-  if (program === "") {
+  if (program === "" || signal?.aborted) {
     return Promise.resolve({
       ok: false,
-      failure: "its program is empty after expanding variables",
+      failure: program === "" ? "its program is empty after expanding variables" : STOPPING,
       output: "",
       truncated: false,
     });
@@ -95,9 +97,8 @@ function runProcess(
       killTimer = setTimeout(() => child.kill("SIGKILL"), limits.killGraceMs);
     };
     const timeout = setTimeout(() => stop(`timed out after ${limits.timeoutMs / 1000} s`), limits.timeoutMs);
-    const onAbort = () => stop("stopped because weftd is shutting down");
+    const onAbort = () => stop(STOPPING);
     signal?.addEventListener("abort", onAbort, { once: true });
-    if (signal?.aborted) onAbort();
 
     const finish = (code: number | null, signalName: NodeJS.Signals | null, error?: Error) => {
       if (settled) return;
