@@ -277,3 +277,57 @@ describe("weftd with extension on 3 hosts", { timeout: 180_000 }, () => {
     assert.ok(!(await lines(gone)).some((l) => l.startsWith("remove ")));
   });
 });
+
+describe("weftd with extension, dual-stack, on 2 hosts", { timeout: 120_000 }, () => {
+  let lab: Lab;
+
+  before(async () => {
+    lab = await Lab.create({ hosts: 2, ipv6: true, tag: "ext6" });
+  });
+  after(async () => lab?.destroy());
+
+  it("gives the commands the IPv6 subnet and address of this host and of each peer", async () => {
+    const dir = lab.tempDir;
+    const log = (host: LabHost) => join(dir, `${host.name}.log`);
+    const vars = "SUBNET=$SUBNET IPV6SUBNET=$IPV6SUBNET PUBLIC_IP=$PUBLIC_IP PUBLIC_IPV6=$PUBLIC_IPV6";
+    const post = join(dir, "post.sh");
+    const add = join(dir, "add.sh");
+    await writeFile(post, `#!/bin/sh\necho "post ${vars}" >> "$EXT_LOG"\n`);
+    await writeFile(add, `#!/bin/sh\necho "add ${vars}" >> "$EXT_LOG"\n`);
+    await chmod(post, 0o755);
+    await chmod(add, 0o755);
+    await lab.startEtcd();
+    await lab.etcdctl([
+      "put",
+      `${PREFIX}/config`,
+      JSON.stringify({
+        EnableIPv6: true,
+        Network: "10.244.0.0/16",
+        IPv6Network: "fd44::/56",
+        Backend: { Type: "extension", PostStartupCommand: post, SubnetAddCommand: add },
+      }),
+    ]);
+    const weftds = await Promise.all(lab.hosts.map((h) => lab.startWeftd(h, [], { EXT_LOG: log(h) })));
+    const leases = await waitForLeases(lab, weftds, 30_000);
+    const keys = (await lab.etcdGetPrefix(`${PREFIX}/subnets/`)).map((kv) => kv.key);
+    assert.equal(keys.length, 2);
+    for (const key of keys) assert.match(key, /\/10\.244\.\d+\.0-24&fd44:0:0:[0-9a-f]+::-64$/);
+    for (const [i, host] of lab.hosts.entries()) {
+      const peer = lab.hosts[1 - i]!;
+      const text = async () => {
+        try {
+          return await readFile(log(host), "utf8");
+        } catch {
+          return "";
+        }
+      };
+      await waitFor(`the add on ${host.name}`, async () => (await text()).includes("add "), 20_000);
+      const [own, other] = [leases[i]!, leases[1 - i]!];
+      assert.equal(
+        await text(),
+        `post SUBNET=${own.subnet} IPV6SUBNET=${own.ipv6Subnet} PUBLIC_IP=${host.ip} PUBLIC_IPV6=${host.ip6}\n` +
+          `add SUBNET=${other.subnet} IPV6SUBNET=${other.ipv6Subnet} PUBLIC_IP=${peer.ip} PUBLIC_IPV6=${peer.ip6}\n`,
+      );
+    }
+  });
+});
