@@ -74,37 +74,15 @@ describe("peers hook diff", () => {
     const own = lease("10.244.1.0-24");
     const a = lease("10.244.2.0-24");
     const b = lease("10.244.3.0-24");
-    const first = diffPeers(
-      own,
-      new Map(),
-      new Map([
-        [own.key, own],
-        [a.key, a],
-        [b.key, b],
-      ]),
-    );
+    const first = diffPeers(own, new Map(), [own, a, b]);
     assert.deepEqual(first.added, [a, b]);
     assert.deepEqual(first.removed, []);
     assert.deepEqual([...first.peers.keys()], [a.key, b.key]);
     const a2 = lease("10.244.2.0-24", { publicIP: "172.31.0.10" });
-    const second = diffPeers(
-      own,
-      first.peers,
-      new Map([
-        [own.key, own],
-        [a.key, a2],
-      ]),
-    );
+    const second = diffPeers(own, first.peers, [own, a2]);
     assert.deepEqual(second.added, [a2], "a changed lease is added again with its new value");
     assert.deepEqual(second.removed, [b]);
-    const third = diffPeers(
-      own,
-      second.peers,
-      new Map([
-        [own.key, own],
-        [a.key, a2],
-      ]),
-    );
+    const third = diffPeers(own, second.peers, [own, a2]);
     assert.equal(third.added.length + third.removed.length, 0, "nothing when nothing changed");
   });
 });
@@ -172,6 +150,7 @@ describe("metrics text", () => {
     const text = renderMetrics({
       peers: 2,
       leaseUpdates: 3,
+      leaseScope: [],
       deviceRepairs: 0,
       iptablesRepairs: 1,
       reconcile: {

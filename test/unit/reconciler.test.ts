@@ -178,13 +178,17 @@ describe("reconciler", () => {
     assert.ok(r.concerns(event("del", "10.244.1.0/24", "10.244.1.0")), "a wanted route deleted");
     assert.ok(r.concerns(event("new", "10.244.1.0/24", "10.244.9.9")), "a wanted route altered");
     assert.ok(r.concerns(event("new", "10.244.7.0/24", "10.244.7.0")), "an unwanted route in our scope");
-    assert.ok(!r.concerns(event("new", "192.168.7.0/24", "10.244.7.0")), "a foreign route");
+    assert.ok(
+      !r.concerns(event("new", "192.168.7.0/24", "172.31.0.7", 2)),
+      "a foreign route on a shared device",
+    );
+    assert.ok(r.concerns(event("new", "192.168.7.0/24", "10.244.7.0")), "anything on our own device");
     assert.ok(!r.concerns(event("del", "10.244.7.0/24", "10.244.7.0")), "an unwanted route gone");
 
     kind.table.delete("10.244.1.0/24");
     kind.table.set("10.244.2.0/24", via(9));
     kind.table.set("10.244.7.0/24", via(7));
-    kind.table.set("192.168.7.0/24", { ...via(7), dst: "192.168.7.0/24" });
+    kind.table.set("192.168.7.0/24", { ...via(7, "eth0"), dst: "192.168.7.0/24" });
     await r.trigger();
     assert.deepEqual(kind.table.get("10.244.1.0/24"), via(1));
     assert.deepEqual(kind.table.get("10.244.2.0/24"), via(2));
