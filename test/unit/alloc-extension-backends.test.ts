@@ -178,7 +178,7 @@ describe("extension backend", () => {
     const leases = new Map([own, peer, other].map((l) => [l.key, l]));
     // The table arrives while PostStartupCommand is still failing: no add may run yet.
     const starting = backend.start(own);
-    backend.peersChanged(diffPeers(own, new Map(), leases));
+    backend.peersChanged(diffPeers(own, new Map(), leases.values()));
     await starting;
     await backend.settled();
     assert.deepEqual(
@@ -203,7 +203,7 @@ describe("extension backend", () => {
       },
     ]);
     // The peer goes: its remove gets its variables and data.
-    backend.peersChanged(diffPeers(own, new Map([[peer.key, peer]]), new Map([[own.key, own]])));
+    backend.peersChanged(diffPeers(own, new Map([[peer.key, peer]]), [own]));
     await backend.settled();
     assert.deepEqual(runner.calls[4], { text: "/opt/ext/remove", input: runner.calls[3]!.input });
     await backend.close();
