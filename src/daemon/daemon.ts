@@ -251,6 +251,8 @@ export class Daemon {
    * here is logged, never thrown back into the store's callback.
    */
   private recompute(): void {
+    // Before the first list the table is empty, not known: desiring nothing would remove every route.
+    if (!this.listed) return;
     let desired: DesiredPeers;
     let peers: Lease[];
     try {
