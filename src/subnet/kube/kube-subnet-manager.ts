@@ -43,6 +43,7 @@ export class KubeSubnetManager implements SubnetManager {
   private readonly nodeWatch: NodeWatch;
   private watcher: LeaseWatcher | undefined;
   private own: Lease | undefined;
+  private leaseRules: LeaseRequest["leaseRules"];
   private readonly leases = new Map<string, Lease>();
   /** node name -> lease key, to drop a node's lease when it changes or goes. */
   private readonly leaseOfNode = new Map<string, string>();
@@ -130,6 +131,7 @@ export class KubeSubnetManager implements SubnetManager {
       reservation: false,
     };
     this.own = lease;
+    this.leaseRules = request.leaseRules;
     await this.publish(node);
     this.options.log(
       `node ${node.name} has pod CIDR ${[subnet, ipv6Subnet]
@@ -143,7 +145,10 @@ export class KubeSubnetManager implements SubnetManager {
   /** Writes our annotations onto the node through nodes/<name>/status, only the ones that differ. */
   private async publish(node: KubeNode): Promise<void> {
     if (!this.own) return;
-    const patch = annotationPatch(node, ownAnnotations(this.own.attrs, node, this.options.names));
+    const patch = annotationPatch(
+      node,
+      ownAnnotations(this.own.attrs, node, this.options.names, this.leaseRules),
+    );
     if (!patch) return;
     await this.patchStatus(patch, "write the node's flannel annotations");
     this.options.log(`annotated node ${node.name} with backend ${this.own.attrs.backendType}`);
@@ -235,7 +240,8 @@ export class KubeSubnetManager implements SubnetManager {
   /** Someone removed or changed our annotations: write them back (only what differs). */
   private checkOwnNode(node: KubeNode | undefined): void {
     if (!node || !this.own || this.repatching || this.closed) return;
-    if (!annotationPatch(node, ownAnnotations(this.own.attrs, node, this.options.names))) return;
+    if (!annotationPatch(node, ownAnnotations(this.own.attrs, node, this.options.names, this.leaseRules)))
+      return;
     this.repatching = true;
     this.watcher?.onWarning(
       `the flannel annotations on node ${node.name} were changed by someone else; writing them back`,

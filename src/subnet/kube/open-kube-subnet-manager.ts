@@ -6,6 +6,7 @@
 import { KubeClient } from "../../kube/kube-client.js";
 import { resolveConnection } from "../../kube/kube-connection.js";
 import { UserError } from "../../user-error.js";
+import type { StoreContext } from "../registry.js";
 import { annotationNames } from "./kube-annotations.js";
 import { explain, KubeSubnetManager } from "./kube-subnet-manager.js";
 
@@ -17,6 +18,19 @@ export interface KubeModeOptions {
   readonly setNodeNetworkUnavailable: boolean;
   readonly env: NodeJS.ProcessEnv;
   readonly log: (message: string) => void;
+}
+
+/** The registry's entry point: kube mode's flags. */
+export function openKubeStore({ flags, env, log }: StoreContext): Promise<KubeSubnetManager> {
+  return openKubeSubnetManager({
+    apiUrl: flags.string("kube-api-url"),
+    kubeconfigFile: flags.string("kubeconfig-file"),
+    annotationPrefix: flags.string("kube-annotation-prefix"),
+    netConfigPath: flags.string("net-config-path"),
+    setNodeNetworkUnavailable: flags.bool("set-node-network-unavailable"),
+    env,
+    log,
+  });
 }
 
 export async function openKubeSubnetManager(options: KubeModeOptions): Promise<KubeSubnetManager> {
