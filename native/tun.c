@@ -24,6 +24,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
 #include <unistd.h>
 
 #ifndef UDP_SEGMENT
@@ -211,6 +212,7 @@ typedef struct forwarder {
   int running;
   uint64_t stats[S_COUNT];
   int last_errno;  // the latest send/write failure, for the log
+  int tun_lost;    // the TUN device went away under us (deleted): the JS side re-creates it
 } forwarder_t;
 
 static void add_stat(forwarder_t* f, int which, uint64_t n) {
@@ -226,7 +228,10 @@ static int wait_readable(forwarder_t* f, int fd) {
     if (n < 0) return 0;
     if (fds[1].revents) return 0;
     // POLLERR/POLLHUP on the TUN: the device was deleted; the JS side notices and re-creates it.
-    if (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) return 0;
+    if (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+      if (fd == f->tun) __atomic_store_n(&f->tun_lost, 1, __ATOMIC_RELAXED);
+      return 0;
+    }
     return 1;
   }
 }
@@ -507,12 +512,15 @@ static forwarder_t* get_forwarder(napi_env env, napi_value v) {
   return data;
 }
 
-// openTun(name) -> fd: attaches to (creating if needed) the TUN device `name`, IFF_TUN | IFF_NO_PI.
+// openTun(name, txqlen) -> fd: attaches to (creating if needed) the TUN device `name`, IFF_TUN |
+// IFF_NO_PI, and sets its transmit queue length (the kernel sizes the TUN's packet ring by it).
 static napi_value js_open_tun(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
+  napi_value argv[2];
   char name[IFNAMSIZ];
-  if (!get_args(env, info, 1, argv) || !get_string(env, argv[0], name, sizeof(name))) {
-    return throw_type(env, "openTun(name: string of at most 15 bytes)");
+  int32_t txqlen;
+  if (!get_args(env, info, 2, argv) || !get_string(env, argv[0], name, sizeof(name)) ||
+      !get_int(env, argv[1], &txqlen) || txqlen < 1) {
+    return throw_type(env, "openTun(name: string of at most 15 bytes, txqlen: positive number)");
   }
   int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return throw_errno(env, "open /dev/net/tun", errno);
@@ -520,11 +528,25 @@ static napi_value js_open_tun(napi_env env, napi_callback_info info) {
   memset(&ifr, 0, sizeof(ifr));
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
   memcpy(ifr.ifr_name, name, strlen(name));
+  char op[64];
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
     close(fd);
-    char op[64];
     snprintf(op, sizeof(op), "TUNSETIFF %s", name);
+    return throw_errno(env, op, err);
+  }
+  int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  int err = sock < 0 ? errno : 0;
+  if (sock >= 0) {
+    memset(&ifr, 0, sizeof(ifr));
+    memcpy(ifr.ifr_name, name, strlen(name));
+    ifr.ifr_qlen = txqlen;
+    if (ioctl(sock, SIOCSIFTXQLEN, &ifr) < 0) err = errno;
+    close(sock);
+  }
+  if (err) {
+    close(fd);
+    snprintf(op, sizeof(op), "set txqueuelen of %s", name);
     return throw_errno(env, op, err);
   }
   napi_value result;
@@ -721,6 +743,8 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   }
   napi_get_boolean(env, __atomic_load_n(&f->gso, __ATOMIC_RELAXED), &v);
   napi_set_named_property(env, result, "gso", v);
+  napi_get_boolean(env, __atomic_load_n(&f->tun_lost, __ATOMIC_RELAXED), &v);
+  napi_set_named_property(env, result, "tunLost", v);
   int err = __atomic_load_n(&f->last_errno, __ATOMIC_RELAXED);
   if (err) {
     const char* name = strerrorname_np(err);

@@ -3,13 +3,13 @@ import type { NetworkConfig } from "../config/network-config.js";
 import { ConfigError } from "../config/network-config.js";
 import type { BackendFactory, BackendRegistration } from "./backend.js";
 import { hostGwRegistration } from "./host-gw/host-gw-backend.js";
+import { udpRegistration } from "./udp/udp-backend.js";
 import { vxlanRegistration } from "./vxlan/vxlan-backend.js";
 
-const BACKENDS: readonly BackendRegistration[] = [vxlanRegistration, hostGwRegistration];
+const BACKENDS: readonly BackendRegistration[] = [vxlanRegistration, hostGwRegistration, udpRegistration];
 
 /** flannel's other backends: recognised, so the error can say they are not built yet. */
 const NOT_YET = [
-  "udp",
   "wireguard",
   "ipip",
   "ipsec",

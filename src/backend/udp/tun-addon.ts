@@ -28,13 +28,18 @@ export interface ForwarderStats {
   readonly tunWriteErrors: number;
   /** Whether runs of packets to one peer still go as UDP GSO sends. */
   readonly gso: boolean;
+  /** The TUN device went away (deleted): this forwarder has stopped sending and must be replaced. */
+  readonly tunLost: boolean;
   /** errno name of the latest failed send or TUN write. */
   readonly lastError?: string;
 }
 
 export interface TunAddon {
-  /** Opens (creating if needed) the TUN device `name` without packet info; returns its fd. */
-  openTun(name: string): number;
+  /**
+   * Opens (creating if needed) the TUN device `name` without packet info and sets its transmit queue
+   * length; returns its fd. EBUSY: another process holds the device; EINVAL: the name is not a TUN.
+   */
+  openTun(name: string, txqlen: number): number;
   closeFd(fd: number): void;
   /** Binds UDP to bindAddress:port and starts forwarding; takes over tunFd (stop() closes it). */
   start(tunFd: number, bindAddress: string, port: number, tunAddress: string, gso: boolean): ForwarderHandle;

@@ -1,11 +1,10 @@
 /**
- * The running forwarder, as the backend sees it: started on the TUN device, its route table brought to
- * the desired forwarding table by diff (the table is the kernel-like state this backend owns), stopped
- * on close. Stopping closes the TUN, which removes flannel0 with its address and route, as flanneld's
- * exit does.
+ * The running forwarder (native/tun.c), as the backend sees it: started on the TUN device, its route
+ * table read and written entry by entry (by the udp-peer kind), stopped on close. Stopping closes the
+ * TUN, which removes flannel0 with its address and route, as flanneld's exit does.
  */
 import { type ForwarderHandle, type ForwarderStats, tunAddon } from "./tun-addon.js";
-import { type ForwardingEntry, forwardingKey, sameForwarding } from "./udp-forwarding.js";
+import type { UdpPeerEntry } from "./udp-peer-kind.js";
 
 export interface ForwarderOptions {
   /** The external interface's IPv4 address: flanneld binds its UDP socket to it. */
@@ -15,19 +14,28 @@ export interface ForwarderOptions {
   readonly tunAddress: string;
 }
 
+function splitCIDR(subnet: string): [string, number] {
+  const [network, len] = subnet.split("/");
+  return [network!, Number(len)];
+}
+
 export class UdpForwarder {
   private handle: ForwarderHandle | undefined;
 
-  private constructor(handle: ForwarderHandle) {
+  private constructor(
+    handle: ForwarderHandle,
+    readonly options: ForwarderOptions,
+  ) {
     this.handle = handle;
   }
 
-  /** Starts forwarding on an open TUN fd (which it takes over, also on failure). */
+  /** Starts forwarding on an open TUN fd, which it takes over (closing it also when start fails). */
   static start(tunFd: number, options: ForwarderOptions): UdpForwarder {
     const addon = tunAddon();
     try {
       return new UdpForwarder(
         addon.start(tunFd, options.bindAddress, options.port, options.tunAddress, true),
+        options,
       );
     } catch (err) {
       addon.closeFd(tunFd);
@@ -35,53 +43,27 @@ export class UdpForwarder {
     }
   }
 
-  get running(): boolean {
-    return this.handle !== undefined;
+  private get running(): ForwarderHandle {
+    if (!this.handle) throw new Error("the udp forwarder is stopped");
+    return this.handle;
   }
 
-  /** The routes the forwarder holds now. */
-  actual(): ForwardingEntry[] {
+  routes(): UdpPeerEntry[] {
     if (!this.handle) return [];
     return tunAddon()
       .routes(this.handle)
-      .map((r) => ({
-        subnet: `${r.network}/${r.prefixLen}`,
-        network: r.network,
-        prefixLen: r.prefixLen,
-        peer: r.peer,
-        port: r.port,
-      }));
+      .map((r) => ({ subnet: `${r.network}/${r.prefixLen}`, peer: r.peer, port: r.port }));
   }
 
-  /** Brings the route table to `desired`; returns one message per entry that could not be set. */
-  sync(desired: readonly ForwardingEntry[]): { changes: number; failures: string[] } {
-    const handle = this.handle;
-    if (!handle) return { changes: 0, failures: ["the forwarder is stopped"] };
-    const addon = tunAddon();
-    const wanted = new Map(desired.map((e) => [forwardingKey(e), e]));
-    let changes = 0;
-    const failures: string[] = [];
-    // Removals first, so a subnet that moved to a new key never overlaps its old self.
-    for (const have of this.actual()) {
-      const want = wanted.get(forwardingKey(have));
-      if (want && sameForwarding(want, have)) {
-        wanted.delete(forwardingKey(have));
-        continue;
-      }
-      if (!want) {
-        addon.deleteRoute(handle, have.network, have.prefixLen);
-        changes++;
-      }
-    }
-    for (const entry of wanted.values()) {
-      try {
-        addon.setRoute(handle, entry.network, entry.prefixLen, entry.peer, entry.port);
-        changes++;
-      } catch (err) {
-        failures.push(`forwarding ${entry.subnet} to ${entry.peer}:${entry.port}: ${(err as Error).message}`);
-      }
-    }
-    return { changes, failures };
+  /** Adds or replaces the route for entry.subnet; throws EEXIST if it overlaps another subnet's. */
+  setRoute(entry: UdpPeerEntry): void {
+    const [network, prefixLen] = splitCIDR(entry.subnet);
+    tunAddon().setRoute(this.running, network, prefixLen, entry.peer, entry.port);
+  }
+
+  deleteRoute(entry: UdpPeerEntry): void {
+    const [network, prefixLen] = splitCIDR(entry.subnet);
+    if (this.handle) tunAddon().deleteRoute(this.handle, network, prefixLen);
   }
 
   stats(): ForwarderStats | undefined {

@@ -1,32 +1,31 @@
 /**
- * The udp backend's desired forwarding table, computed from the leases (pure): each peer's IPv4 subnet
+ * The udp backend's desired state (pure): the route for the whole Network through flannel0, as flanneld
+ * adds it, and the forwarding table, computed from the leases: each peer's IPv4 subnet
  * maps to the peer's PublicIP and the configured port, as flanneld's proxy routes are set from lease
  * events. flanneld's udp leases carry no BackendType; a lease naming another backend is a host on a
  * different datapath, which cannot decapsulate our packets, so it is reported, not routed.
  */
 import { formatCIDR, type IPNetwork, networksOverlap } from "../../ip/ip-network.js";
 import type { Lease } from "../../lease/lease.js";
+import { RT_SCOPE_UNIVERSE } from "../../netlink/constants.js";
+import type { RouteEntry } from "../../reconcile/kinds/route-kind.js";
 import type { PeerProblem } from "../backend.js";
-
-export interface ForwardingEntry {
-  /** The peer's subnet, e.g. "10.244.2.0/24": packets to it go to the peer. */
-  readonly subnet: string;
-  readonly network: string;
-  readonly prefixLen: number;
-  /** The peer host's address and the UDP port it listens on. */
-  readonly peer: string;
-  readonly port: number;
-}
+import type { UdpPeerEntry } from "./udp-peer-kind.js";
 
 export interface ForwardingTable {
-  readonly entries: readonly ForwardingEntry[];
+  readonly entries: readonly UdpPeerEntry[];
   readonly problems: readonly PeerProblem[];
 }
 
-export const forwardingKey = (e: ForwardingEntry): string => e.subnet;
-
-export function sameForwarding(a: ForwardingEntry, b: ForwardingEntry): boolean {
-  return a.subnet === b.subnet && a.peer === b.peer && a.port === b.port;
+/** flanneld's route: the whole Network via flannel0, scope universe (a peer's subnet is not on-link). */
+export function udpNetworkRoute(network: IPNetwork, device: string): RouteEntry {
+  return {
+    dst: formatCIDR(network),
+    gateway: undefined,
+    dev: device,
+    onlink: false,
+    scope: RT_SCOPE_UNIVERSE,
+  };
 }
 
 /** True for the BackendType values a udp host publishes: none (flanneld), or "udp" written by hand. */
@@ -62,7 +61,7 @@ export function udpForwardingTable(own: Lease, peers: Iterable<Lease>, port: num
   // The forwarder's table holds disjoint subnets; of overlapping leases (only a hand-written one can
   // overlap another) the first in address order wins and the other is reported.
   candidates.sort((a, b) => (a.subnet.ip < b.subnet.ip ? -1 : a.subnet.ip > b.subnet.ip ? 1 : 0));
-  const entries: ForwardingEntry[] = [];
+  const entries: UdpPeerEntry[] = [];
   let last: IPNetwork | undefined;
   for (const { lease, subnet, peer } of candidates) {
     if (last && networksOverlap(last, subnet)) {
@@ -73,8 +72,7 @@ export function udpForwardingTable(own: Lease, peers: Iterable<Lease>, port: num
       continue;
     }
     last = subnet;
-    const text = formatCIDR(subnet);
-    entries.push({ subnet: text, network: text.split("/")[0]!, prefixLen: subnet.prefixLen, peer, port });
+    entries.push({ subnet: formatCIDR(subnet), peer, port });
   }
   return { entries, problems };
 }
