@@ -14,12 +14,22 @@ import type { AnyStateKind } from "../../reconcile/state-kind.js";
 import { UserError } from "../../user-error.js";
 import type { Backend, BackendContext, BackendRegistration, BackendSetUp, DesiredPeers } from "../backend.js";
 import { ensureVtepAddress } from "../vxlan/vxlan-device.js";
-import { tunAddon } from "./tun-addon.js";
+import { type ForwarderStats, tunAddon } from "./tun-addon.js";
 import { parseUdpConfig, UDP_DEVICE, type UdpConfig, udpMtu } from "./udp-config.js";
 import { udpForwardingTable, udpNetworkRoute } from "./udp-desired.js";
 import { configureUdpDevice, openUdpDevice } from "./udp-device.js";
 import { UdpForwarder } from "./udp-forwarder.js";
 import { udpPeerKind } from "./udp-peer-kind.js";
+
+const DROP_REPORT_MS = 30_000;
+// Not "malformed": the kernel's own IPv6 link-local traffic on flannel0 lands there, which is expected.
+type DropCounter = "noRoute" | "ttlExpired" | "sendErrors" | "tunWriteErrors";
+const DROP_COUNTERS: readonly [DropCounter, string][] = [
+  ["noRoute", "to subnets no peer holds (answered with ICMP net-unreachable)"],
+  ["ttlExpired", "whose TTL ran out"],
+  ["sendErrors", "that could not be sent to a peer"],
+  ["tunWriteErrors", "that could not be written to flannel0"],
+];
 
 export const udpRegistration: BackendRegistration = {
   type: "udp",
@@ -42,6 +52,8 @@ export class UdpBackend implements Backend {
   private tunFd: number | undefined;
   private forwarder: UdpForwarder | undefined;
   private started = false;
+  private reportTimer: NodeJS.Timeout | undefined;
+  private reported: ForwarderStats | undefined;
 
   constructor(
     private readonly context: BackendContext,
@@ -94,6 +106,24 @@ export class UdpBackend implements Backend {
   async start(lease: Lease): Promise<void> {
     this.started = true;
     if (!this.forwarder) this.startForwarder(lease);
+    this.reportTimer = setInterval(() => this.reportDrops(), DROP_REPORT_MS);
+    this.reportTimer.unref();
+  }
+
+  /** Logs what the forwarder dropped since the last report, at most once per interval. */
+  private reportDrops(): void {
+    const now = this.forwarder?.stats();
+    if (!now) return;
+    const before = this.reported;
+    this.reported = now;
+    // A new forwarder (flannel0 re-made) starts from zero.
+    const grew = (key: DropCounter) => now[key] - (before && before[key] <= now[key] ? before[key] : 0);
+    const parts = DROP_COUNTERS.filter(([key]) => grew(key) > 0).map(([key, what]) => `${grew(key)} ${what}`);
+    if (parts.length === 0) return;
+    const last = now.lastError ? ` (last error ${now.lastError})` : "";
+    this.context.warn(
+      `udp forwarder dropped packets in the last ${DROP_REPORT_MS / 1000} s: ${parts.join(", ")}${last}`,
+    );
   }
 
   private startForwarder(lease: Lease): void {
@@ -140,6 +170,7 @@ export class UdpBackend implements Backend {
   async close(): Promise<void> {
     // The datapath is this process: flannel0 goes with the fd, as when flanneld exits.
     this.started = false;
+    clearInterval(this.reportTimer);
     this.stopForwarder();
   }
 }
