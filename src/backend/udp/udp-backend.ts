@@ -54,6 +54,7 @@ export class UdpBackend implements Backend {
   private started = false;
   private reportTimer: NodeJS.Timeout | undefined;
   private reported: ForwarderStats | undefined;
+  private attaching: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly context: BackendContext,
@@ -89,11 +90,20 @@ export class UdpBackend implements Backend {
     };
   }
 
-  async attachLease(lease: Lease): Promise<void> {
+  /** Serialized: a device repair and a re-acquired lease may both ask at once. */
+  attachLease(lease: Lease): Promise<void> {
+    const next = this.attaching.then(() => this.attach(lease));
+    this.attaching = next.catch(() => undefined);
+    return next;
+  }
+
+  private async attach(lease: Lease): Promise<void> {
     const { netlink, log } = this.context;
     const present = await netlink.linkFind(UDP_DEVICE);
-    if (!present || this.forwarder?.stats()?.tunLost) {
-      // Deleted under us: the old fd (and the forwarder on it) is useless; make flannel0 again.
+    // The ICMP source is fixed when the forwarder starts; a new subnet needs a new forwarder.
+    const moved = this.forwarder !== undefined && this.forwarder.options.tunAddress !== tunAddressOf(lease);
+    if (!present || moved || this.forwarder?.stats()?.tunLost) {
+      // Deleted under us (or our subnet changed): the old fd and its forwarder go; make flannel0 again.
       this.stopForwarder();
       this.tunFd = await openUdpDevice(netlink, UDP_DEVICE, log);
       log(`re-created TUN device ${UDP_DEVICE}`);
@@ -131,9 +141,12 @@ export class UdpBackend implements Backend {
     if (fd === undefined) throw new Error(`${UDP_DEVICE} is not open`);
     this.tunFd = undefined;
     const bindAddress = this.context.extIface.ipv4!;
-    const tunAddress = lease.subnet ? formatIP(networkAddress(lease.subnet)) : "0.0.0.0";
     try {
-      this.forwarder = UdpForwarder.start(fd, { bindAddress, port: this.settings.port, tunAddress });
+      this.forwarder = UdpForwarder.start(fd, {
+        bindAddress,
+        port: this.settings.port,
+        tunAddress: tunAddressOf(lease),
+      });
     } catch (err) {
       if ((err as { code?: string }).code === "EADDRINUSE") {
         throw new UserError(
@@ -173,6 +186,11 @@ export class UdpBackend implements Backend {
     clearInterval(this.reportTimer);
     this.stopForwarder();
   }
+}
+
+/** flannel0's address, the subnet's .0: the source of our ICMP replies. */
+function tunAddressOf(lease: Lease): string {
+  return lease.subnet ? formatIP(networkAddress(lease.subnet)) : "0.0.0.0";
 }
 
 function lowerKeys(object: Readonly<Record<string, unknown>>): Record<string, unknown> {
