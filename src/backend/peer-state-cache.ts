@@ -4,6 +4,7 @@
  * peer instead of thousands.
  */
 import type { Lease } from "../lease/lease.js";
+import { describeLeaseFault } from "../lease/lease-fault.js";
 import type { DesiredPeers, PeerProblem } from "./backend.js";
 
 export class PeerStateCache {
@@ -16,7 +17,7 @@ export class PeerStateCache {
       if (peer.key === own.key) continue;
       let part = this.byLease.get(peer);
       if (!part) {
-        part = compute(peer);
+        part = containPeer(peer, compute);
         this.byLease.set(peer, part);
       }
       for (const kind in part.state) {
@@ -29,5 +30,20 @@ export class PeerStateCache {
       for (const problem of part.problems) problems.push(problem);
     }
     return { state, problems };
+  }
+}
+
+/**
+ * One peer's part; an error raised while using its lease (a value no check foresaw) stays with that
+ * peer, as its problem, with nothing of it kept, so every other peer is still programmed.
+ */
+function containPeer(peer: Lease, compute: (peer: Lease) => DesiredPeers): DesiredPeers {
+  try {
+    return compute(peer);
+  } catch (err) {
+    return {
+      state: {},
+      problems: [{ key: peer.key, reason: describeLeaseFault(err) }],
+    };
   }
 }

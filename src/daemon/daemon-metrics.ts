@@ -4,6 +4,8 @@ import type { ReconcileStats } from "../reconcile/reconciler.js";
 export interface DaemonCounters {
   readonly peers: number;
   readonly leaseUpdates: number;
+  /** The lease scope filter's own lines (refused leases). */
+  readonly leaseScope: readonly string[];
   readonly deviceRepairs: number;
   readonly iptablesRepairs: number;
   readonly reconcile: ReconcileStats | undefined;
@@ -23,6 +25,7 @@ export function renderMetrics(c: DaemonCounters): string {
   metric(lines, "weft_lease_updates_total", "counter", "Lease table updates received from the store.", [
     ["", c.leaseUpdates],
   ]);
+  lines.push(...c.leaseScope);
   metric(lines, "weft_reconcile_runs_total", "counter", "Reconcile runs (dump, diff, apply).", [
     ["", r?.runs ?? 0],
   ]);

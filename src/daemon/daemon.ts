@@ -6,7 +6,7 @@
 import type { Server } from "node:http";
 import v8 from "node:v8";
 import vm from "node:vm";
-import type { Backend, BackendRegistration } from "../backend/backend.js";
+import type { Backend, BackendRegistration, DesiredPeers } from "../backend/backend.js";
 import { diffPeers } from "../backend/peer-change.js";
 import { configureBackend } from "../backend/registry.js";
 import { enabledNetworks, type NetworkConfig } from "../config/network-config.js";
@@ -19,12 +19,15 @@ import { type OwnershipScope, Reconciler } from "../reconcile/reconciler.js";
 import { type BackoffOptions, logEachDistinct, retry } from "../retry/backoff.js";
 import { openSubnetManager } from "../subnet/registry.js";
 import type { SubnetManager } from "../subnet/subnet-manager.js";
+import { boundText } from "../text/untrusted-text.js";
 import { describeError, UserError } from "../user-error.js";
 import { renderMetrics } from "./daemon-metrics.js";
 import { findExternalInterface } from "./external-interface.js";
 import type { Flags } from "./flags.js";
 import { startHealthServer } from "./health-server.js";
+import { readHostNetworks } from "./host-networks.js";
 import type { Logger } from "./logger.js";
+import { PeerLeaseFilter } from "./peer-lease-filter.js";
 import { TrafficRulesSync } from "./traffic-rules-sync.js";
 
 /** A full reconcile now and then catches anything no event told us about. */
@@ -58,7 +61,7 @@ export class Daemon {
   private traffic!: TrafficRulesSync;
   private health: Server | undefined;
   private leases: ReadonlyMap<string, Lease> = new Map();
-  private readonly reported = new Set<string>();
+  private filter!: PeerLeaseFilter;
   private timers: NodeJS.Timeout[] = [];
   private eventTimer: NodeJS.Timeout | undefined;
   private stopping = false;
@@ -160,6 +163,13 @@ export class Daemon {
     await this.traffic.start(this.config, this.lease);
     await this.writeSubnetFile();
 
+    this.filter = new PeerLeaseFilter({
+      config: this.config,
+      kubeMode: flags.bool("kube-subnet-mgr"),
+      readHostNetworks: () => readHostNetworks(this.netlink, ext, this.backend.ownedDevices),
+      warn: (m) => log.warn(m),
+    });
+    await this.filter.refresh();
     this.reconciler = new Reconciler({
       kinds: this.backend.kinds,
       scope: this.scope(),
@@ -189,6 +199,9 @@ export class Daemon {
       onFatal: (err) => this.onFatal(err),
     });
     this.timers.push(setInterval(() => void this.repair(), SAFETY_RECONCILE_MS));
+    // The lease scope depends on the host's own networks (a bridge may come and go).
+    const refresh = () => void this.filter.refresh().then((changed) => changed && this.recompute());
+    this.timers.push(setInterval(refresh, SAFETY_RECONCILE_MS));
   }
 
   /** Retries a start-up step with the shared backoff, logging each distinct failure once. */
@@ -233,18 +246,26 @@ export class Daemon {
     }
   }
 
-  /** New desired state from the current leases; reports each unusable peer once. */
+  /**
+   * New desired state from the leases in scope; reports each refused or unusable lease once. A failure
+   * here is logged, never thrown back into the store's callback.
+   */
   private recompute(): void {
-    const { state, problems } = this.backend.desiredState(this.lease, this.leases.values());
-    for (const problem of problems) {
-      const key = `${problem.key}: ${problem.reason}`;
-      if (this.reported.has(key)) continue;
-      this.reported.add(key);
-      this.log.warn(`not routing to lease ${problem.key}: ${problem.reason}`);
+    // Before the first list the table is empty, not known: desiring nothing would remove every route.
+    if (!this.listed) return;
+    let desired: DesiredPeers;
+    let peers: Lease[];
+    try {
+      peers = this.filter.peers(this.leases, this.lease);
+      desired = this.backend.desiredState(this.lease, peers);
+      this.filter.report(desired.problems);
+    } catch (err) {
+      this.log.error(`computing the desired state failed: ${boundText(describeError(err), 200)}`);
+      return;
     }
-    void this.reconciler.setDesired(state);
+    void this.reconciler.setDesired(desired.state);
     if (this.backend.peersChanged) {
-      const change = diffPeers(this.lease, this.peers, this.leases);
+      const change = diffPeers(this.lease, this.peers, peers);
       this.peers = change.peers;
       this.backend.peersChanged(change);
     }
@@ -310,6 +331,7 @@ export class Daemon {
     return renderMetrics({
       peers: Math.max(0, this.leases.size - (ownListed ? 1 : 0)),
       leaseUpdates: this.leaseEvents,
+      leaseScope: this.filter?.metricLines() ?? [],
       deviceRepairs: this.deviceRepairs,
       iptablesRepairs: this.traffic?.repairs ?? 0,
       reconcile: this.reconciler?.stats,

@@ -27,11 +27,18 @@ export interface OwnershipScope {
   readonly ownedDevices: readonly string[];
 }
 
+/**
+ * Whether a route (never one the kernel made: those are not read) is weft's to keep or remove. Every
+ * route on a device only weft uses (flannel.1) is ours, whatever it points at, so anything weft ever
+ * wrote there is cleaned up, also by an older version that routed leases it should have refused. On a
+ * device shared with the host (host-gw's eth0) only routes inside or equal to a flannel Network are.
+ */
 export function isOurRoute(route: RouteEntry, scope: OwnershipScope): boolean {
+  if (scope.ownedDevices.includes(route.dev)) return true;
   if (!scope.routeDevices.includes(route.dev)) return false;
   const dst = parseCIDR(route.dst);
   if (!dst || scope.ownSubnets.some((own) => networkEquals(own, dst))) return false;
-  return scope.networks.some((net) => dst.prefixLen > net.prefixLen && networkContainsNetwork(net, dst));
+  return scope.networks.some((net) => networkContainsNetwork(net, dst));
 }
 
 export interface ReconcileStats {

@@ -4,8 +4,10 @@
  */
 
 import type { Lease } from "../lease/lease.js";
-import { decodeLeaseAttrs, LeaseDecodeError } from "../lease/lease-json.js";
+import { describeLeaseFault } from "../lease/lease-fault.js";
+import { decodeLeaseAttrs } from "../lease/lease-json.js";
 import { parseSubnetKey, type SubnetPair } from "../lease/lease-key.js";
+import { boundText } from "../text/untrusted-text.js";
 
 export interface RawLease {
   /** The key below <prefix>/subnets/, e.g. "10.244.4.0-24". */
@@ -18,6 +20,7 @@ export type DecodedLease =
   | { ok: true; lease: Lease }
   | { ok: false; subnets: SubnetPair | undefined; reason: string };
 
+/** Never throws: whatever goes wrong with one value stays with that lease, as its reason. */
 export function decodeRawLease(raw: RawLease): DecodedLease {
   const subnets = parseSubnetKey(raw.subnetKey);
   if (!subnets) {
@@ -27,8 +30,7 @@ export function decodeRawLease(raw: RawLease): DecodedLease {
     const attrs = decodeLeaseAttrs(raw.value);
     return { ok: true, lease: { key: raw.subnetKey, ...subnets, attrs, reservation: raw.reservation } };
   } catch (err) {
-    if (err instanceof LeaseDecodeError) return { ok: false, subnets, reason: err.message };
-    throw err;
+    return { ok: false, subnets, reason: describeLeaseFault(err) };
   }
 }
 
@@ -49,7 +51,9 @@ export class LeaseTable {
     const seen = this.invalid.get(raw.subnetKey);
     this.invalid.set(raw.subnetKey, { subnets: decoded.subnets, reason: decoded.reason, value: raw.value });
     if (seen && seen.value === raw.value) return undefined;
-    return `ignoring lease ${raw.subnetKey}: ${decoded.reason}; its subnet stays reserved (fix or delete that key)`;
+    const key = boundText(raw.subnetKey);
+    const held = decoded.subnets ? "; its subnet stays reserved" : "";
+    return `ignoring lease ${key}: ${decoded.reason}${held} (fix or delete that key)`;
   }
 
   delete(subnetKey: string): void {

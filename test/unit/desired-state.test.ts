@@ -101,7 +101,7 @@ describe("vxlan desired state", () => {
     assert.deepEqual(fdbs(state)[1], { dev: "flannel-v6.1", mac: "ae:36:4f:50:76:de", dst: "fd31::2" });
   });
 
-  it("skips peers of another backend, and reports unusable ones instead of failing", () => {
+  it("skips peers of another backend and unusable ones, reporting each instead of failing", () => {
     const hostgw = lease("10.244.5.0-24", "172.31.0.3", "host-gw");
     const broken = {
       ...peer,
@@ -117,7 +117,13 @@ describe("vxlan desired state", () => {
       ext,
     );
     assert.equal(routes(state).length, 0);
-    assert.deepEqual(problems, [{ key: "10.244.6.0-24", reason: 'its VtepMAC "zz" is not a MAC address' }]);
+    assert.deepEqual(problems, [
+      {
+        key: "10.244.5.0-24",
+        reason: 'it is a "host-gw" lease, not vxlan; every host of a network must use the same backend',
+      },
+      { key: "10.244.6.0-24", reason: 'its VtepMAC "zz" is not a MAC address' },
+    ]);
   });
 });
 
@@ -147,15 +153,21 @@ describe("reconcile diff", () => {
     ownedDevices: ["flannel.1"],
   };
 
-  it("owns only pod-subnet routes on our devices, never our own subnet or foreign routes", () => {
+  it("owns every route on its own devices, and only Network routes on a shared one", () => {
     const route = (dst: string, dev: string) => ({ dst, gateway: undefined, dev, onlink: false });
     assert.ok(isOurRoute(route("10.244.4.0/24", "flannel.1"), scope));
     assert.ok(isOurRoute(route("10.244.4.0/24", "eth0"), scope));
     assert.ok(!isOurRoute(route("10.244.63.0/24", "eth0"), scope), "own subnet");
     assert.ok(!isOurRoute(route("10.244.4.0/24", "cni0"), scope), "another device");
-    assert.ok(!isOurRoute(route("192.168.1.0/24", "eth0"), scope), "outside the network");
-    assert.ok(!isOurRoute(route("10.244.0.0/16", "flannel.1"), scope), "the network itself");
+    assert.ok(!isOurRoute(route("192.168.1.0/24", "eth0"), scope), "outside the network, shared device");
     assert.ok(!isOurRoute(route("0.0.0.0/0", "eth0"), scope), "default route");
+    // What an older weft routed for leases it should have refused must be recognised, to be removed.
+    assert.ok(isOurRoute(route("10.244.0.0/16", "eth0"), scope), "the network itself, shared device");
+    assert.ok(isOurRoute(route("10.244.63.128/25", "eth0"), scope), "half of our own subnet");
+    assert.ok(isOurRoute(route("10.244.0.0/16", "flannel.1"), scope), "the network itself, own device");
+    assert.ok(isOurRoute(route("10.245.1.0/24", "flannel.1"), scope), "outside the network, own device");
+    assert.ok(isOurRoute(route("172.31.0.0/16", "flannel.1"), scope), "the underlay, own device");
+    assert.ok(isOurRoute(route("10.244.63.0/24", "flannel.1"), scope), "own subnet on our own device");
   });
 
   it("puts what is missing or different and removes what is no longer wanted", () => {

@@ -11,7 +11,7 @@ import type { FdbEntry } from "../../reconcile/kinds/fdb-kind.js";
 import type { NeighEntry } from "../../reconcile/kinds/neigh-kind.js";
 import type { RouteEntry } from "../../reconcile/kinds/route-kind.js";
 import type { DesiredPeers, ExternalInterface, PeerProblem } from "../backend.js";
-import { onSameLink } from "../peer-routing.js";
+import { foreignBackend, onSameLink } from "../peer-routing.js";
 import { readVtepMac } from "./vxlan-backend-data.js";
 
 export interface VxlanFamilyPlan {
@@ -31,7 +31,12 @@ export function vxlanDesiredState(
   const fdbs: FdbEntry[] = [];
   const problems: PeerProblem[] = [];
   for (const peer of peers) {
-    if (peer.key === own.key || peer.attrs.backendType !== "vxlan") continue;
+    if (peer.key === own.key) continue;
+    const foreign = foreignBackend(peer, "vxlan");
+    if (foreign) {
+      problems.push(foreign);
+      continue;
+    }
     for (const { family, device } of families) {
       const subnet: IPNetwork | undefined = family === 4 ? peer.subnet : peer.ipv6Subnet;
       const publicIP = family === 4 ? peer.attrs.publicIP : peer.attrs.publicIPv6;
