@@ -15,6 +15,8 @@ import { parseCIDR } from "../../src/ip/ip-network.js";
 import type { Lease, LeaseAttrs } from "../../src/lease/lease.js";
 import { encodeLeaseAttrs } from "../../src/lease/lease-json.js";
 import { RT_SCOPE_UNIVERSE } from "../../src/netlink/constants.js";
+import { annotationNames } from "../../src/subnet/kube/kube-annotations.js";
+import { nodeToLease } from "../../src/subnet/kube/node-lease.js";
 
 function lease(subnet: string, attrs: Partial<LeaseAttrs> = {}): Lease {
   return {
@@ -81,6 +83,25 @@ describe("udp config", () => {
       backendV6Data: undefined,
     };
     assert.equal(encodeLeaseAttrs(attrs), '{"PublicIP":"172.31.0.2","PublicIPv6":null}');
+  });
+});
+
+describe("udp in kube mode", () => {
+  it("takes a node flanneld annotated for udp (an empty backend-type) as a peer", () => {
+    const names = annotationNames("flannel.alpha.coreos.com");
+    const config = parseNetworkConfig('{"Network":"10.244.0.0/16"}');
+    const annotations = {
+      [names.kubeSubnetManager]: "true",
+      [names.backendType]: "",
+      [names.backendData]: "null",
+      [names.publicIP]: "172.31.0.2",
+    };
+    const node = { name: "n2", resourceVersion: "1", podCIDRs: ["10.244.2.0/24"], annotations };
+    const result = nodeToLease(node, names, config);
+    assert.ok("lease" in result, `not a lease: ${"skip" in result ? result.skip : "ignored"}`);
+    assert.equal(result.lease.attrs.publicIP, "172.31.0.2");
+    const vxlanNode = { ...node, annotations: { ...annotations, [names.backendType]: "vxlan" } };
+    assert.deepEqual(nodeToLease(vxlanNode, names, config), { ignore: true });
   });
 });
 
