@@ -112,6 +112,8 @@ export class Reconciler {
   private closed = false;
   private readonly backoff: Backoff;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Kinds a desired state named that no slot has (a backend bug), reported once each. */
+  private readonly undeclared = new Set<string>();
   /** Causes logged since the last clean run. */
   private readonly logged = new Set<string>();
   readonly stats: ReconcileStats = {
@@ -129,13 +131,13 @@ export class Reconciler {
 
   constructor(private readonly options: ReconcilerOptions) {
     this.scope = options.scope;
+    const names = options.kinds.map((k) => k.name);
+    const twice = names.find((name, i) => names.indexOf(name) !== i);
+    // Desired entries are found by kind name, so two kinds with one name would take each other's.
+    if (twice) throw new Error(`two kinds of state are named "${twice}"`);
     this.slots = options.kinds.map((kind) => ({ kind, want: new Map(), applied: undefined }));
     this.layers = [...new Set(options.kinds.map((k) => k.layer))].sort((a, b) => a - b);
     this.backoff = new Backoff(options.retry ?? DEFAULT_RETRY);
-  }
-
-  get kinds(): readonly AnyStateKind[] {
-    return this.options.kinds;
   }
 
   setScope(scope: OwnershipScope): void {
@@ -146,8 +148,9 @@ export class Reconciler {
   /** New desired state; converges with a quick run when the state is known, else a full one. */
   setDesired(state: DesiredState): Promise<void> {
     for (const name of Object.keys(state)) {
-      if (!this.slots.some((s) => s.kind.name === name))
-        this.options.log(`desired ${name} entries ignored: the backend does not declare that kind`);
+      if (this.slots.some((s) => s.kind.name === name) || this.undeclared.has(name)) continue;
+      this.undeclared.add(name);
+      this.options.log(`desired ${name} entries ignored: the backend does not declare that kind`);
     }
     for (const slot of this.slots) {
       slot.want = indexEntries(state[slot.kind.name] ?? [], (e) => slot.kind.key(e));

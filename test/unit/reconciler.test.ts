@@ -286,4 +286,22 @@ describe("reconciler", () => {
     assert.equal(kind.table.size, 0);
     await r.close();
   });
+
+  it("ignores entries of a kind the backend does not declare, saying so once", async () => {
+    const kind = new MemoryRoutes();
+    const logs: string[] = [];
+    const r = reconciler([kind], { logs });
+    await r.setDesired({ ...routes(1), "udp-peer": [{}] });
+    await r.setDesired({ ...routes(1, 2), "udp-peer": [{}] });
+    assert.equal(kind.table.size, 2);
+    assert.equal(logs.filter((l) => l.includes("udp-peer")).length, 1);
+    await r.close();
+  });
+
+  it("refuses two kinds with one name, whose desired entries could not be told apart", () => {
+    assert.throws(
+      () => reconciler([new MemoryRoutes(), new MemoryRoutes()]),
+      /two kinds of state are named "route"/,
+    );
+  });
 });
