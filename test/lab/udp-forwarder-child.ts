@@ -48,6 +48,13 @@ async function main(): Promise<void> {
   ip("route", "add", "10.99.0.0/16", "dev", DEVICE);
   execFileSync("sysctl", ["-qw", `net.ipv4.conf.${DEVICE}.accept_local=1`]);
   result.link = ip("-d", "link", "show", DEVICE);
+  // A second opener (another weftd or flanneld on the host) is refused while we hold the device.
+  try {
+    tunAddon().closeFd(tunAddon().openTun(DEVICE, 2000));
+    result.secondOpen = "opened";
+  } catch (err) {
+    result.secondOpen = (err as { code?: string }).code;
+  }
   const forwarder = UdpForwarder.start(fd, {
     bindAddress: hostIp,
     port: FORWARDER_PORT,

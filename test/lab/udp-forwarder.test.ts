@@ -29,6 +29,7 @@ describe("native udp forwarder on a TUN device", { timeout: 60_000 }, () => {
   it("opens a TUN without packet info, with the queue length asked for", () => {
     assert.match(seen.link, /qlen 2000/);
     assert.match(seen.link, /tun type tun pi off vnet_hdr off persist off/);
+    assert.equal(seen.secondOpen, "EBUSY", "a second process must not attach to our flannel0");
   });
 
   it("keeps a table of disjoint subnets: set, replace, overlap refused, delete", () => {
