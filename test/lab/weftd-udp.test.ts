@@ -21,6 +21,7 @@ const NO_BACKEND = '{"Network":"10.244.0.0/16"}';
 const UNLEASED = "10.244.254";
 /** The "flanneld host" the fabric namespace plays in the wire test. */
 const FOREIGN_SUBNET = "10.244.253";
+const HEALTHZ_PORT = 10267;
 
 describe("weftd with udp (no Backend in the config) on 3 hosts", { timeout: 180_000 }, () => {
   let lab: Lab;
@@ -32,7 +33,9 @@ describe("weftd with udp (no Backend in the config) on 3 hosts", { timeout: 180_
     lab = await Lab.create({ hosts: 3, tag: "udp" });
     await lab.startEtcd();
     await lab.etcdctl(["put", `${PREFIX}/config`, NO_BACKEND]);
-    weftds = await Promise.all(lab.hosts.map((h) => lab.startWeftd(h, ["--ip-masq"])));
+    weftds = await Promise.all(
+      lab.hosts.map((h) => lab.startWeftd(h, ["--ip-masq", `--healthz-port=${HEALTHZ_PORT}`])),
+    );
     leases = await waitForLeases(lab, weftds, 20_000);
     for (const lease of leases) {
       assert.notEqual(lease.base, UNLEASED, "the random lease took the subnet this test needs free");
@@ -107,6 +110,20 @@ describe("weftd with udp (no Backend in the config) on 3 hosts", { timeout: 180_
     const out = await lab.run(h1, [process.execPath, "-e", script, `${UNLEASED}.7`, pods[0]!]);
     assert.equal(out.trim(), "ENETUNREACH");
     assert.ok(Date.now() - started < 2500, "the connect should fail at once");
+    // Dropped and counted: /metrics shows the forwarder's drops by reason.
+    const metrics = await lab.run(h1, [
+      process.execPath,
+      "-e",
+      `fetch("http://127.0.0.1:${HEALTHZ_PORT}/metrics").then((r) => r.text()).then((t) => console.log(t))`,
+    ]);
+    const count = (name: string) =>
+      Number(new RegExp(`^${name} (\\d+)$`, "m").exec(metrics)?.[1] ?? Number.NaN);
+    assert.ok(count('weft_udp_dropped_packets_total\\{reason="no_peer"\\}') >= 2, metrics);
+    assert.ok(count("weft_udp_unreachable_sent_total") >= 2, metrics);
+    assert.ok(
+      count('weft_udp_packets_total\\{direction="tx"\\}') > 1000,
+      "iperf3 went through the forwarder",
+    );
   });
 
   it("reaches a host that speaks flanneld's wire format", async () => {

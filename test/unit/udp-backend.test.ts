@@ -9,6 +9,7 @@ import { configureBackend } from "../../src/backend/registry.js";
 import { tunAddon } from "../../src/backend/udp/tun-addon.js";
 import { parseUdpConfig, udpMtu } from "../../src/backend/udp/udp-config.js";
 import { udpForwardingTable, udpNetworkRoute } from "../../src/backend/udp/udp-desired.js";
+import { udpMetricLines } from "../../src/backend/udp/udp-metrics.js";
 import { udpPeerShape } from "../../src/backend/udp/udp-peer-kind.js";
 import { ConfigError, parseNetworkConfig } from "../../src/config/network-config.js";
 import { parseCIDR } from "../../src/ip/ip-network.js";
@@ -160,6 +161,39 @@ describe("udp desired state", () => {
     assert.ok(!udpPeerShape.same(a, { ...a, peer: "172.31.0.3" }));
     assert.ok(!udpPeerShape.same(a, { ...a, port: 8286 }));
     assert.equal(udpPeerShape.describe(a), "udp peer 10.244.2.0/24 -> 172.31.0.2:8285");
+  });
+});
+
+describe("udp metrics", () => {
+  it("renders the forwarder's counters, drops by reason", () => {
+    const lines = udpMetricLines({
+      txPackets: 10,
+      txBytes: 1000,
+      rxPackets: 7,
+      rxBytes: 700,
+      noRoute: 3,
+      unreachableSent: 2,
+      ttlExpired: 1,
+      malformed: 4,
+      sendErrors: 5,
+      tunWriteErrors: 6,
+      gso: true,
+      tunLost: false,
+    });
+    for (const line of [
+      'weft_udp_packets_total{direction="tx"} 10',
+      'weft_udp_bytes_total{direction="rx"} 700',
+      'weft_udp_dropped_packets_total{reason="no_peer"} 3',
+      'weft_udp_dropped_packets_total{reason="ttl_expired"} 1',
+      'weft_udp_dropped_packets_total{reason="not_ipv4"} 4',
+      'weft_udp_dropped_packets_total{reason="send_error"} 5',
+      'weft_udp_dropped_packets_total{reason="tun_write_error"} 6',
+      "weft_udp_unreachable_sent_total 2",
+      "# TYPE weft_udp_dropped_packets_total counter",
+    ]) {
+      assert.ok(lines.includes(line), `missing: ${line}`);
+    }
+    assert.deepEqual(udpMetricLines(undefined), [], "no forwarder, no lines");
   });
 });
 

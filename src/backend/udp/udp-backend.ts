@@ -19,6 +19,7 @@ import { parseUdpConfig, UDP_DEVICE, type UdpConfig, udpMtu } from "./udp-config
 import { udpForwardingTable, udpNetworkRoute } from "./udp-desired.js";
 import { configureUdpDevice, openUdpDevice } from "./udp-device.js";
 import { UdpForwarder } from "./udp-forwarder.js";
+import { udpMetricLines } from "./udp-metrics.js";
 import { udpPeerKind } from "./udp-peer-kind.js";
 
 const DROP_REPORT_MS = 30_000;
@@ -175,9 +176,9 @@ export class UdpBackend implements Backend {
     };
   }
 
-  /** Counters of the forwarder, for metrics and tests. */
-  stats() {
-    return this.forwarder?.stats();
+  /** The forwarder's counters as /metrics lines (the daemon has no hook for backend metrics yet). */
+  metricLines(): string[] {
+    return udpMetricLines(this.forwarder?.stats());
   }
 
   async close(): Promise<void> {
