@@ -43,7 +43,7 @@ function containPeer(peer: Lease, compute: (peer: Lease) => DesiredPeers): Desir
   } catch (err) {
     return {
       state: {},
-      problems: [{ key: peer.key, reason: describeLeaseFault(err) }],
+      problems: [{ key: peer.key, reason: describeLeaseFault(err, "using it") }],
     };
   }
 }

@@ -29,6 +29,7 @@ import { readHostNetworks } from "./host-networks.js";
 import type { Logger } from "./logger.js";
 import { PeerLeaseFilter } from "./peer-lease-filter.js";
 import { TrafficRulesSync } from "./traffic-rules-sync.js";
+import { rescueUnderlay } from "./underlay-rescue.js";
 
 /** A full reconcile now and then catches anything no event told us about. */
 const SAFETY_RECONCILE_MS = 30_000;
@@ -87,6 +88,7 @@ export class Daemon {
       log.info(`serving /healthz, /readyz and /metrics on ${flags.string("healthz-ip")}:${healthPort}`);
     }
     this.netlink = await RtNetlink.open();
+    await rescueUnderlay(this.netlink, (m) => log.warn(m));
     this.manager = await openSubnetManager({ flags, env: process.env, log: (m) => log.info(m) });
     log.info(`created subnet manager: ${this.manager.name}`);
 

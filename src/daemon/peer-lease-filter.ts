@@ -15,7 +15,13 @@ import {
 } from "../subnet/lease-scope.js";
 import { describeError } from "../user-error.js";
 
-const RULES: readonly ScopeRule[] = ["outside-network", "subnet-length", "overlaps-own", "overlaps-host"];
+const RULES: readonly ScopeRule[] = [
+  "outside-network",
+  "subnet-length",
+  "overlaps-own",
+  "overlaps-host",
+  "overlaps-peer",
+];
 
 export interface PeerLeaseFilterOptions {
   readonly config: NetworkConfig;
@@ -31,6 +37,7 @@ export class PeerLeaseFilter {
   private readonly reported = new Map<string, Set<string>>();
   private refused = new Map<ScopeRule, number>();
   private refusedTotal = 0;
+  private unusable = 0;
 
   constructor(private readonly options: PeerLeaseFilterOptions) {}
 
@@ -75,6 +82,7 @@ export class PeerLeaseFilter {
 
   /** Reports what the backend could not use, once per lease and reason. */
   report(problems: readonly PeerProblem[]): void {
+    this.unusable = new Set(problems.map((p) => p.key)).size;
     for (const problem of problems) {
       this.reportOnce(problem.key, `not routing to lease ${problem.key}: ${problem.reason}`);
     }
@@ -97,6 +105,9 @@ export class PeerLeaseFilter {
       "# HELP weft_leases_refused_total Lease values refused by the lease scope rule (each counted once).",
       "# TYPE weft_leases_refused_total counter",
       `weft_leases_refused_total ${this.refusedTotal}`,
+      "# HELP weft_leases_unusable Leases in scope the backend cannot use now (bad backend data, another backend type...).",
+      "# TYPE weft_leases_unusable gauge",
+      `weft_leases_unusable ${this.unusable}`,
     ];
   }
 }

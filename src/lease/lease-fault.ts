@@ -9,11 +9,14 @@ import { LeaseDecodeError } from "./lease-json.js";
 /** How much of an unexpected error's message a report shows. */
 const FAULT_MESSAGE_MAX = 120;
 
-/** One bounded phrase for a lease's fault: the decoder's own reason, or the error's type and message. */
-export function describeLeaseFault(err: unknown): string {
+/**
+ * One bounded phrase for a lease's fault: the decoder's own reason, or what failed (`doing`: "reading
+ * it", "using it") with the error's type and message.
+ */
+export function describeLeaseFault(err: unknown, doing: "reading it" | "using it"): string {
   if (err instanceof LeaseDecodeError) return err.message;
   if (err instanceof Error) {
-    return `reading it failed (${boundText(err.name, 40)}: ${boundText(err.message, FAULT_MESSAGE_MAX)})`;
+    return `${doing} failed (${boundText(err.name, 40)}: ${boundText(err.message, FAULT_MESSAGE_MAX)})`;
   }
-  return `reading it failed (${typeof err})`;
+  return `${doing} failed (${typeof err})`;
 }

@@ -28,7 +28,12 @@ export interface LeaseScope {
 }
 
 /** The rule a refused lease breaks; also the label of its metric. */
-export type ScopeRule = "outside-network" | "subnet-length" | "overlaps-own" | "overlaps-host";
+export type ScopeRule =
+  | "outside-network"
+  | "subnet-length"
+  | "overlaps-own"
+  | "overlaps-host"
+  | "overlaps-peer";
 
 export interface Refusal {
   readonly rule: ScopeRule;
@@ -93,13 +98,50 @@ export interface ScopedLeases {
   readonly refused: { readonly lease: Lease; readonly refusal: Refusal }[];
 }
 
-/** Splits the lease table into routable peers and refused leases; our own lease is in neither. */
+/**
+ * Splits the lease table into routable peers and refused leases; our own lease is in neither. Two
+ * leases that claim the same subnet (say 10.244.4.0-24 and 10.244.4.0-24&fd44:0:0:9::-64) are both
+ * refused: routing either would take the other's traffic, and which one is right cannot be told.
+ */
 export function partitionByScope(leases: Iterable<Lease>, scope: LeaseScope): ScopedLeases {
-  const peers: Lease[] = [];
+  const candidates: Lease[] = [];
   const refused: { lease: Lease; refusal: Refusal }[] = [];
   for (const lease of leases) {
     if (lease.key === scope.own.key) continue;
     const refusal = checkLeaseScope(lease, scope);
+    if (refusal) refused.push({ lease, refusal });
+    else candidates.push(lease);
+  }
+  // Exact claims: with SubnetLen every peer subnet has one length, and in kube mode the controller
+  // manager hands out disjoint pod CIDRs, so a shared subnet is an equal one.
+  const claims = new Map<string, Lease[]>();
+  for (const lease of candidates) {
+    for (const [subnet, family] of [
+      [lease.subnet, scope.ipv4],
+      [lease.ipv6Subnet, scope.ipv6],
+    ] as const) {
+      if (!subnet || !family) continue;
+      const cidr = formatCIDR(subnet);
+      const claimants = claims.get(cidr);
+      if (claimants) claimants.push(lease);
+      else claims.set(cidr, [lease]);
+    }
+  }
+  const contested = new Map<Lease, Refusal>();
+  for (const [cidr, claimants] of claims) {
+    if (claimants.length < 2) continue;
+    for (const lease of claimants) {
+      if (contested.has(lease)) continue;
+      const other = claimants.find((c) => c !== lease)!;
+      contested.set(lease, {
+        rule: "overlaps-peer",
+        reason: `its subnet ${cidr} is also claimed by lease ${other.key}; neither is routed until one of the keys goes`,
+      });
+    }
+  }
+  const peers: Lease[] = [];
+  for (const lease of candidates) {
+    const refusal = contested.get(lease);
     if (refusal) refused.push({ lease, refusal });
     else peers.push(lease);
   }

@@ -6,7 +6,7 @@
 import type { Lease } from "../lease/lease.js";
 import { describeLeaseFault } from "../lease/lease-fault.js";
 import { decodeLeaseAttrs } from "../lease/lease-json.js";
-import { parseSubnetKey, type SubnetPair } from "../lease/lease-key.js";
+import { parseSubnetKey, type SubnetPair, subnetKey } from "../lease/lease-key.js";
 import { boundText } from "../text/untrusted-text.js";
 
 export interface RawLease {
@@ -26,11 +26,17 @@ export function decodeRawLease(raw: RawLease): DecodedLease {
   if (!subnets) {
     return { ok: false, subnets, reason: "the key is not a subnet in flannel's form (like 10.244.4.0-24)" };
   }
+  // "10.244.4.0-024" names 10.244.4.0/24 too: a second key for one subnet, which flannel never writes.
+  // Its subnet stays taken, but it is not routed, so it cannot compete with the lease that holds it.
+  const canonical = subnetKey(subnets.subnet, subnets.ipv6Subnet);
+  if (canonical !== raw.subnetKey) {
+    return { ok: false, subnets, reason: `the key is not in flannel's form, which is ${canonical}` };
+  }
   try {
     const attrs = decodeLeaseAttrs(raw.value);
     return { ok: true, lease: { key: raw.subnetKey, ...subnets, attrs, reservation: raw.reservation } };
   } catch (err) {
-    return { ok: false, subnets, reason: describeLeaseFault(err) };
+    return { ok: false, subnets, reason: describeLeaseFault(err, "reading it") };
   }
 }
 

@@ -43,10 +43,30 @@ interface Hostile {
   readonly dst?: string;
 }
 
-/** The issue's hostile keys, for a network of `type` where host 1 holds `own`. */
-function hostileLeases(type: string, own: HostLease): Hostile[] {
+/** The issue's hostile keys, for a network of `type` where host 1 holds `own` and host 2 `peer`. */
+function hostileLeases(type: string, own: HostLease, peer: HostLease): Hostile[] {
   const ownHalf = `${own.base}.128`;
+  const dots = (text: string) => text.replaceAll(".", "\\.");
   return [
+    {
+      // A second key for host 2's subnet: not routed, so host 2 keeps its traffic.
+      key: `${peer.base}.0-024`,
+      value: value(type, "172.31.0.9"),
+      log: new RegExp(
+        `ignoring lease ${dots(peer.base)}\\.0-024: the key is not in flannel's form, which is ${dots(peer.base)}\\.0-24`,
+      ),
+    },
+    {
+      key: "10.244.98.0-24",
+      value: value(type, "172.31.0.9"),
+      log: /refusing lease 10\.244\.98\.0-24: its subnet 10\.244\.98\.0\/24 is also claimed by lease 10\.244\.98\.0-24&fd44::-64/,
+      dst: "10.244.98.0/24",
+    },
+    {
+      key: "10.244.98.0-24&fd44::-64",
+      value: value(type, "172.31.0.8"),
+      log: /refusing lease 10\.244\.98\.0-24&fd44::-64: its subnet 10\.244\.98\.0\/24 is also claimed by lease 10\.244\.98\.0-24;/,
+    },
     {
       key: "10.244.44.0-24",
       value: `{"PublicIP":${DEEP}}`,
@@ -74,9 +94,7 @@ function hostileLeases(type: string, own: HostLease): Hostile[] {
     {
       key: `${ownHalf}-25`,
       value: value(type, "172.31.0.2"),
-      log: new RegExp(
-        `refusing lease ${ownHalf.replaceAll(".", "\\.")}-25: its subnet .* overlaps our own subnet`,
-      ),
+      log: new RegExp(`refusing lease ${dots(ownHalf)}-25: its subnet .* overlaps our own subnet`),
       dst: `${ownHalf}/25`,
     },
     {
@@ -173,7 +191,7 @@ async function runScenario(lab: Lab, type: "vxlan" | "host-gw"): Promise<void> {
   const before = await Promise.all(lab.hosts.map((h) => datapath(lab, h, vxlan)));
 
   // The hostile keys, while weftd runs with a peer.
-  const hostile = hostileLeases(type, cluster.leases[0]!);
+  const hostile = hostileLeases(type, cluster.leases[0]!, cluster.leases[1]!);
   for (const h of hostile) await lab.etcdctl(["put", `${SUBNETS}${h.key}`, h.value]);
   // A valid lease put after them is still programmed: the watch and etcd are fine.
   const later = { key: "10.244.99.0-24", value: value(type, "172.31.0.9") };
@@ -215,7 +233,10 @@ async function runScenario(lab: Lab, type: "vxlan" | "host-gw"): Promise<void> {
   assert.match(m, /^weft_leases_refused\{rule="outside-network"\} 2$/m);
   assert.match(m, /^weft_leases_refused\{rule="overlaps-own"\} 2$/m);
   assert.match(m, /^weft_leases_refused\{rule="overlaps-host"\} 1$/m);
-  assert.match(m, /^weft_leases_refused_total 5$/m);
+  assert.match(m, /^weft_leases_refused\{rule="overlaps-peer"\} 2$/m);
+  assert.match(m, /^weft_leases_refused_total 7$/m);
+  // The nested and the broadcast VtepMAC, and the other backend type.
+  assert.match(m, vxlan ? /^weft_leases_unusable 3$/m : /^weft_leases_unusable 1$/m);
 
   // Routes an older weft programmed for such keys are weft's, so they are removed.
   const leftovers = vxlan
@@ -258,8 +279,35 @@ async function runScenario(lab: Lab, type: "vxlan" | "host-gw"): Promise<void> {
   // A restart with the hostile keys present comes up normally, on the same lease.
   for (const h of hostile) await lab.etcdctl(["put", `${SUBNETS}${h.key}`, h.value]);
   await cluster.weftds[0]!.stop();
+  if (vxlan) {
+    // What an older weft did with the underlay's key: replace the kernel's route to eth0's network, which
+    // cut the host off from etcd and every peer. The new weft undoes it before it needs etcd.
+    await lab.run(h1, [
+      "ip",
+      "route",
+      "replace",
+      "172.31.0.0/16",
+      "via",
+      "172.31.0.0",
+      "dev",
+      "flannel.1",
+      "onlink",
+    ]);
+    assert.ok(!(await lab.ping(h1, FABRIC_IP, { count: 1 })).reachable, "the host is cut off from etcd");
+  }
   const restarted: LabProcess = await lab.startWeftd(h1, [`--healthz-port=${HEALTH_PORT}`]);
   await restarted.waitForOutput(/datapath programmed for \d+ peer\(s\)/, 15_000);
+  if (vxlan) {
+    assert.match(
+      restarted.output(),
+      /removed route 172\.31\.0\.0\/16 via 172\.31\.0\.0 dev flannel\.1: it covered/,
+    );
+    assert.match(restarted.output(), /restored the route 172\.31\.0\.0\/16 dev eth0/);
+    assert.match(
+      await lab.run(h1, ["ip", "route", "show", "172.31.0.0/16"]),
+      /^172\.31\.0\.0\/16 dev eth0 proto kernel scope link src 172\.31\.0\.1 $/m,
+    );
+  }
   assert.deepEqual(await readLease(lab, h1), cluster.leases[0]);
   await waitForFullMesh(lab, cluster.leases, 10_000, [restarted, cluster.weftds[1]!]);
   for (const h of hostile) await restarted.waitForOutput(h.log, 5000);
@@ -274,8 +322,17 @@ async function runScenario(lab: Lab, type: "vxlan" | "host-gw"): Promise<void> {
 
 /** Dual stack: the IPv6 half of a key is held to the same rule, and refusing it refuses the whole lease. */
 async function runDualStack(lab: Lab): Promise<void> {
-  const config =
-    '{"EnableIPv6":true,"Network":"10.244.0.0/16","IPv6Network":"fd44::/56","Backend":{"Type":"vxlan"}}';
+  // Leases keep to .60-.90 (and :60-:90), away from the keys this test writes.
+  const config = JSON.stringify({
+    EnableIPv6: true,
+    Network: "10.244.0.0/16",
+    SubnetMin: "10.244.60.0",
+    SubnetMax: "10.244.90.0",
+    IPv6Network: "fd44::/56",
+    IPv6SubnetMin: "fd44:0:0:60::",
+    IPv6SubnetMax: "fd44:0:0:90::",
+    Backend: { Type: "vxlan" },
+  });
   const cluster = await startCluster(lab, config);
   const [h1, h2] = [lab.host(1), lab.host(2)];
   const peer6 = cluster.leases[1]!.ipv6Subnet!;

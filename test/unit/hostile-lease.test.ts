@@ -11,13 +11,15 @@ import { PeerStateCache } from "../../src/backend/peer-state-cache.js";
 import { readVtepMac } from "../../src/backend/vxlan/vxlan-backend-data.js";
 import { vxlanDesiredState } from "../../src/backend/vxlan/vxlan-desired.js";
 import { parseNetworkConfig } from "../../src/config/network-config.js";
+import { readHostNetworks } from "../../src/daemon/host-networks.js";
 import { PeerLeaseFilter } from "../../src/daemon/peer-lease-filter.js";
+import { planUnderlayRescue } from "../../src/daemon/underlay-rescue.js";
 import { formatCIDR, parseCIDR } from "../../src/ip/ip-network.js";
 import type { Lease } from "../../src/lease/lease.js";
 import { describeLeaseFault } from "../../src/lease/lease-fault.js";
 import { decodeLeaseAttrs, encodeLeaseAttrs, LeaseDecodeError } from "../../src/lease/lease-json.js";
 import { parseSubnetKey } from "../../src/lease/lease-key.js";
-import type { RtNetlink } from "../../src/netlink/index.js";
+import type { Address, Link, Route, RtNetlink } from "../../src/netlink/index.js";
 import { createKernelKinds } from "../../src/reconcile/kinds/kernel-kinds.js";
 import { type RouteEntry, routeShape } from "../../src/reconcile/kinds/route-kind.js";
 import { isOurRoute } from "../../src/reconcile/reconciler.js";
@@ -109,10 +111,29 @@ describe("a lease value that cannot be read", () => {
       assert.ok(warning.length < 300, warning);
       assert.doesNotMatch(warning, RAW_CONTROL, warning);
     }
-    const fault = describeLeaseFault(new RangeError(`x${"y".repeat(5000)}`));
+    const fault = describeLeaseFault(new RangeError(`x${"y".repeat(5000)}`), "reading it");
     assert.match(fault, /^reading it failed \(RangeError: xyyy/);
     assert.ok(fault.length < 200);
-    assert.equal(describeLeaseFault(new LeaseDecodeError("PublicIP is bad")), "PublicIP is bad");
+    assert.equal(
+      describeLeaseFault(new LeaseDecodeError("PublicIP is bad"), "reading it"),
+      "PublicIP is bad",
+    );
+  });
+
+  it("keeps a second key for a subnet (not in flannel's form) from being routed, its subnet still taken", () => {
+    const table = new LeaseTable();
+    const value = encodeLeaseAttrs(good.attrs);
+    const warnings = table.replaceAll([
+      { subnetKey: "10.244.4.0-024", value, reservation: false },
+      { subnetKey: "10.244.5.0-24&fd44:0:0:5:0:0:0:0-64", value, reservation: false },
+      { subnetKey: "10.244.6.0-24", value, reservation: false },
+    ]);
+    assert.deepEqual(warnings, [
+      "ignoring lease 10.244.4.0-024: the key is not in flannel's form, which is 10.244.4.0-24; its subnet stays reserved (fix or delete that key)",
+      "ignoring lease 10.244.5.0-24&fd44:0:0:5:0:0:0:0-64: the key is not in flannel's form, which is 10.244.5.0-24&fd44:0:0:5::-64; its subnet stays reserved (fix or delete that key)",
+    ]);
+    assert.deepEqual([...table.leases.keys()], ["10.244.6.0-24"]);
+    assert.equal([...table.heldSubnets()].length, 3);
   });
 
   it("bounds a hostile key in its warning", () => {
@@ -175,7 +196,7 @@ describe("a lease the backend cannot use", () => {
       );
       assert.equal(problems.length, 1);
       assert.equal(problems[0]!.key, "10.244.46.0-24");
-      assert.match(problems[0]!.reason, /^reading it failed \(TypeError: boom z+… \(\d+ characters\)\)$/);
+      assert.match(problems[0]!.reason, /^using it failed \(TypeError: boom z+… \(\d+ characters\)\)$/);
       assert.ok(problems[0]!.reason.length < 200);
     }
   });
@@ -304,6 +325,38 @@ describe("the lease scope rule", () => {
     assert.equal(checkLeaseScope(lease("10.1.5.0-24"), wide), undefined);
   });
 
+  it("refuses both leases that claim one subnet, in either family", () => {
+    const dualScope: LeaseScope = { ...scope, ipv6: network6, own: lease("10.244.83.0-24&fd44:0:0:53::-64") };
+    const plain = lease("10.244.4.0-24");
+    const twin = lease("10.244.4.0-24&fd44:0:0:9::-64");
+    const v6twin = lease("10.244.5.0-24&fd44:0:0:9::-64");
+    const other = lease("10.244.6.0-24&fd44:0:0:6::-64");
+    const { peers, refused } = partitionByScope([plain, twin, v6twin, other], dualScope);
+    assert.deepEqual(
+      peers.map((p) => p.key),
+      [other.key],
+    );
+    assert.deepEqual(
+      refused.map((r) => [r.lease.key, r.refusal.rule]),
+      [
+        [plain.key, "overlaps-peer"],
+        [twin.key, "overlaps-peer"],
+        [v6twin.key, "overlaps-peer"],
+      ],
+    );
+    assert.match(
+      refused[0]!.refusal.reason,
+      /^its subnet 10\.244\.4\.0\/24 is also claimed by lease 10\.244\.4\.0-24&fd44:0:0:9::-64; neither is routed/,
+    );
+    assert.match(refused[2]!.refusal.reason, /fd44:0:0:9::\/64 is also claimed by lease 10\.244\.4\.0-24&/);
+    // A family the network does not enable claims nothing.
+    const v4 = partitionByScope(
+      [lease("10.244.7.0-24&fd44:0:0:1::-64"), lease("10.244.8.0-24&fd44:0:0:1::-64")],
+      scope,
+    );
+    assert.equal(v4.peers.length, 2);
+  });
+
   it("splits a table into routable peers and refusals, leaving our own lease out of both", () => {
     const { peers, refused } = partitionByScope([own, good, lease("10.245.1.0-24")], scope);
     assert.deepEqual(
@@ -349,6 +402,7 @@ describe("the daemon's peer lease filter", () => {
     assert.match(metrics, /^weft_leases_refused\{rule="overlaps-own"\} 1$/m);
     assert.match(metrics, /^weft_leases_refused\{rule="overlaps-host"\} 0$/m);
     assert.match(metrics, /^weft_leases_refused_total 2$/m);
+    assert.match(metrics, /^weft_leases_unusable 1$/m);
 
     table.delete(bad.key);
     filter.peers(table, own);
@@ -363,6 +417,21 @@ describe("the daemon's peer lease filter", () => {
     assert.equal(await filter.refresh(), true);
     assert.deepEqual(filter.peers(table, own), []);
     assert.match(warnings.at(-1)!, /^refusing lease 10\.244\.4\.0-24: .* on docker0;/);
+  });
+
+  it("takes the pod CIDR length as it comes in kube mode, and SubnetLen otherwise", () => {
+    const config = parseNetworkConfig('{"Network":"10.244.0.0/16"}');
+    const quarter = lease("10.244.84.0-26");
+    for (const kubeMode of [true, false]) {
+      const filter = new PeerLeaseFilter({
+        config,
+        kubeMode,
+        readHostNetworks: async () => [],
+        warn: () => {},
+      });
+      const peers = filter.peers(new Map([[quarter.key, quarter]]), own);
+      assert.equal(peers.length, kubeMode ? 1 : 0, `kube mode ${kubeMode}`);
+    }
   });
 
   it("keeps the last host networks when reading them fails", async () => {
@@ -400,5 +469,104 @@ describe("route ownership", () => {
     assert.ok(!isOurRoute(route("fd44:0:0:53::/64"), v6scope), "own subnet");
     assert.ok(!isOurRoute(route("fd30::/64"), v6scope), "the underlay");
     assert.ok(!isOurRoute(route("::/0"), v6scope), "default route");
+  });
+});
+
+describe("the host's own networks", () => {
+  it("are its link routes off weft's devices, plus the external interface's networks", async () => {
+    const route = (dst: string, oif: number, scope: number, gateway?: string) => ({
+      family: dst.includes(":") ? 6 : 4,
+      dst,
+      gateway,
+      oif,
+      table: 254,
+      protocol: 2,
+      scope,
+      type: 1,
+      flags: 0,
+      onlink: false,
+      priority: undefined,
+      prefsrc: undefined,
+    });
+    const netlink = {
+      linkList: async () => [
+        { index: 2, name: "eth0" },
+        { index: 3, name: "docker0" },
+        { index: 4, name: "flannel.1" },
+      ],
+      routeList: async (family: 4 | 6) =>
+        family === 4
+          ? [
+              route("172.30.0.0/24", 2, 253),
+              route("172.17.0.0/16", 3, 253),
+              route("10.244.9.0/24", 4, 253),
+              route("10.244.4.0/24", 4, 0, "10.244.4.0"),
+              route("0.0.0.0/0", 2, 0, "172.30.0.254"),
+            ]
+          : [route("fe80::/64", 2, 253)],
+    };
+    const found = await readHostNetworks(netlink as unknown as RtNetlink, ext, ["flannel.1"]);
+    assert.deepEqual(
+      found.map((h) => `${formatCIDR(h.network)} ${h.dev}`),
+      ["172.30.0.0/24 eth0", "fd30::/64 eth0", "172.17.0.0/16 docker0", "fe80::/64 eth0"],
+    );
+  });
+});
+
+describe("routes an older weft left over the host's own networks", () => {
+  const link = (index: number, name: string, kind?: string) => ({ index, name, kind }) as unknown as Link;
+  const addr = (index: number, address: string, prefixlen: number) =>
+    ({ index, address, prefixlen, scope: 0, family: address.includes(":") ? 6 : 4 }) as unknown as Address;
+  const route = (dst: string, oif: number, protocol: number, gateway?: string) =>
+    ({ dst, oif, protocol, gateway, table: 254, type: 1, scope: gateway ? 0 : 253 }) as unknown as Route;
+  const links = [
+    link(2, "eth0", "veth"),
+    link(3, "cni0", "bridge"),
+    link(4, "flannel.1", "vxlan"),
+    link(5, "flannel.1x", "vxlan"),
+  ];
+  const addresses = [
+    addr(2, "172.30.0.1", 24),
+    addr(3, "10.244.83.1", 24),
+    addr(4, "10.244.83.0", 32),
+    addr(6, "10.96.0.1", 32),
+  ];
+
+  it("removes a weft vxlan route over a host address and restores the prefix route it replaced", () => {
+    const plan = planUnderlayRescue(links, addresses, [
+      route("172.30.0.0/24", 4, 3, "172.30.0.0"),
+      route("10.244.83.0/24", 3, 2),
+      route("10.244.4.0/24", 4, 3, "10.244.4.0"),
+      route("10.96.0.0/24", 4, 3, "10.96.0.0"),
+      route("172.30.0.0/16", 5, 3, "172.30.0.0"),
+      route("0.0.0.0/0", 2, 3, "172.30.0.254"),
+    ]);
+    assert.deepEqual(
+      plan.remove.map((r) => r.dst),
+      ["172.30.0.0/24"],
+      "peer routes, /32 addresses and devices that are not weft's are left alone",
+    );
+    assert.deepEqual(plan.restore, [
+      { dst: "172.30.0.0/24", oif: 2, scope: 253, protocol: 2, table: 254, prefsrc: "172.30.0.1" },
+    ]);
+  });
+
+  it("restores nothing the kernel still has, and removes a wider or narrower cover too", () => {
+    const plan = planUnderlayRescue(links, addresses, [
+      route("172.30.0.0/16", 4, 3, "172.30.0.0"),
+      route("10.244.83.0/25", 4, 3, "10.244.83.0"),
+      route("172.30.0.0/24", 2, 2),
+      route("10.244.83.0/24", 3, 2),
+    ]);
+    assert.deepEqual(
+      plan.remove.map((r) => r.dst),
+      ["172.30.0.0/16", "10.244.83.0/25"],
+    );
+    assert.deepEqual(plan.restore, []);
+    assert.deepEqual(
+      planUnderlayRescue(links, addresses, [route("172.30.0.0/24", 4, 2)]).remove,
+      [],
+      "kernel routes",
+    );
   });
 });
