@@ -196,4 +196,20 @@ describe("weftd with udp (no Backend in the config) on 3 hosts", { timeout: 180_
     );
     assert.match(weftds[1]!.output(), /device flannel0 was deleted; restoring it/);
   });
+
+  it("sets flannel0 up again when someone sets it down", async () => {
+    const h3 = lab.host(3);
+    await lab.run(h3, ["ip", "link", "set", "flannel0", "down"]);
+    await waitFor(
+      "host 3 reaching host 1's pod again",
+      async () => (await lab.ping(h3, pods[0]!, { count: 1, source: pods[2], timeoutMs: 1000 })).reachable,
+      10_000,
+      100,
+    );
+    assert.match(
+      await lab.run(h3, ["ip", "link", "show", "flannel0"]),
+      /<POINTOPOINT,MULTICAST,NOARP,UP,LOWER_UP>/,
+    );
+    assert.match(weftds[2]!.output(), /device flannel0 was set down; restoring it/);
+  });
 });
