@@ -17,10 +17,14 @@ import {
 } from "./weft-cluster.js";
 
 const NO_BACKEND = '{"Network":"10.244.0.0/16"}';
-/** A subnet inside the Network that no host holds (leases are random, so it is checked below). */
-const UNLEASED = "10.244.254";
-/** The "flanneld host" the fabric namespace plays in the wire test. */
-const FOREIGN_SUBNET = "10.244.253";
+/** Two /24s of the Network that no host took (leases are random): one left unleased, one for the fabric. */
+function freeSubnets(leases: readonly HostLease[]): [string, string] {
+  const taken = new Set(leases.map((l) => l.base));
+  const free = [];
+  for (let octet = 254; free.length < 2; octet--)
+    if (!taken.has(`10.244.${octet}`)) free.push(`10.244.${octet}`);
+  return [free[0]!, free[1]!];
+}
 const HEALTHZ_PORT = 10267;
 
 describe("weftd with udp (no Backend in the config) on 3 hosts", { timeout: 180_000 }, () => {
@@ -28,6 +32,9 @@ describe("weftd with udp (no Backend in the config) on 3 hosts", { timeout: 180_
   let weftds: LabProcess[];
   let leases: HostLease[];
   let pods: string[];
+  /** A subnet inside the Network nobody leased, and the one the fabric leases as a "flanneld host". */
+  let unleased: string;
+  let foreignSubnet: string;
 
   before(async () => {
     lab = await Lab.create({ hosts: 3, tag: "udp" });
@@ -37,10 +44,7 @@ describe("weftd with udp (no Backend in the config) on 3 hosts", { timeout: 180_
       lab.hosts.map((h) => lab.startWeftd(h, ["--ip-masq", `--healthz-port=${HEALTHZ_PORT}`])),
     );
     leases = await waitForLeases(lab, weftds, 20_000);
-    for (const lease of leases) {
-      assert.notEqual(lease.base, UNLEASED, "the random lease took the subnet this test needs free");
-      assert.notEqual(lease.base, FOREIGN_SUBNET, "the random lease took the subnet this test needs free");
-    }
+    [unleased, foreignSubnet] = freeSubnets(leases);
     pods = await addPods(lab, leases);
     // Ready once each host forwards to both others (the forwarder's table follows the lease watch).
     for (const [i, host] of lab.hosts.entries()) {
@@ -97,7 +101,7 @@ describe("weftd with udp (no Backend in the config) on 3 hosts", { timeout: 180_
 
   it("answers a packet to an unleased subnet with ICMP net-unreachable from flannel0's address", async () => {
     const h1 = lab.host(1);
-    const ping = await lab.exec(h1, ["ping", "-n", "-c", "1", "-W", "2", "-I", pods[0]!, `${UNLEASED}.7`]);
+    const ping = await lab.exec(h1, ["ping", "-n", "-c", "1", "-W", "2", "-I", pods[0]!, `${unleased}.7`]);
     const from = `${leases[0]!.base}.0`.replace(/\./g, "\\.");
     assert.match(ping.stdout, new RegExp(`From ${from} icmp_seq=1 Destination Net Unreachable`), ping.stdout);
     // A TCP connect fails at once with ENETUNREACH instead of timing out.
@@ -107,7 +111,7 @@ describe("weftd with udp (no Backend in the config) on 3 hosts", { timeout: 180_
       "s.on('error',e=>{clearTimeout(t);console.log(e.code);process.exit(0)});" +
       "s.on('connect',()=>{console.log('CONNECTED');process.exit(0)})";
     const started = Date.now();
-    const out = await lab.run(h1, [process.execPath, "-e", script, `${UNLEASED}.7`, pods[0]!]);
+    const out = await lab.run(h1, [process.execPath, "-e", script, `${unleased}.7`, pods[0]!]);
     assert.equal(out.trim(), "ENETUNREACH");
     assert.ok(Date.now() - started < 2500, "the connect should fail at once");
     // Dropped and counted: /metrics shows the forwarder's drops by reason.
@@ -130,7 +134,7 @@ describe("weftd with udp (no Backend in the config) on 3 hosts", { timeout: 180_
     // The fabric plays a flanneld host: its lease as flanneld writes it (no BackendType), and a UDP
     // socket on :8285 that sends an IP packet as the whole payload and takes the reply the same way.
     const lease = JSON.stringify({ PublicIP: lab.fabricIp, PublicIPv6: null });
-    await lab.etcdctl(["put", `${PREFIX}/subnets/${FOREIGN_SUBNET}.0-24`, lease]);
+    await lab.etcdctl(["put", `${PREFIX}/subnets/${foreignSubnet}.0-24`, lease]);
     const peer = `
       const dgram = require("dgram");
       const [src, dst, to] = process.argv.slice(1);
@@ -159,19 +163,19 @@ describe("weftd with udp (no Backend in the config) on 3 hosts", { timeout: 180_
       });`;
     const out = await lab.run(
       lab.fabric,
-      [process.execPath, "-e", peer, `${FOREIGN_SUBNET}.5`, pods[0]!, lab.host(1).ip, lab.fabricIp],
+      [process.execPath, "-e", peer, `${foreignSubnet}.5`, pods[0]!, lab.host(1).ip, lab.fabricIp],
       { timeoutMs: 15_000 },
     );
     assert.notEqual(out.trim(), "NO REPLY", "the flanneld-format peer got no reply");
     const reply = JSON.parse(out);
     assert.equal(reply.from, `${lab.host(1).ip}:8285`);
     assert.equal(reply.src, pods[0]);
-    assert.equal(reply.dst, `${FOREIGN_SUBNET}.5`);
+    assert.equal(reply.dst, `${foreignSubnet}.5`);
     // flanneld's proxy decrements the TTL when it sends; the reply left the host's stack with 64.
     assert.equal(reply.ttl, 63);
     assert.deepEqual([reply.id, reply.seq, reply.data], [0x1234, 1, "weft-udp-wire"]);
     assert.equal(reply.len, reply.totalLen, "the UDP payload is exactly one IP packet");
-    await lab.etcdctl(["del", `${PREFIX}/subnets/${FOREIGN_SUBNET}.0-24`]);
+    await lab.etcdctl(["del", `${PREFIX}/subnets/${foreignSubnet}.0-24`]);
   });
 
   it("re-creates flannel0 when it is deleted, and forwards again", async () => {
