@@ -17,6 +17,8 @@ export interface RouteEntry {
   readonly gateway: string | undefined;
   readonly dev: string;
   readonly onlink: boolean;
+  /** RT_SCOPE_*; unset: link scope without a gateway, else universe (udp's Network route is universe). */
+  readonly scope?: number;
 }
 
 export const routeShape: KindShape<RouteEntry> = {
@@ -47,6 +49,7 @@ export function encodeRoutePut(r: RouteEntry, oif: number): RouteSpec {
     gateway: r.gateway,
     oif,
     onlink: r.onlink,
+    ...(r.scope === undefined ? {} : { scope: r.scope }),
     table: RT_TABLE_MAIN,
     protocol: RTPROT_BOOT,
   };
