@@ -1,10 +1,10 @@
 /** The vxlan backend: one device per enabled family, peers reached through VXLAN (or directly on our L2). */
+import { formatIP } from "../../ip/ip-address.js";
+import { networkAddress } from "../../ip/ip-network.js";
 import type { Lease } from "../../lease/lease.js";
 import type { RtNetlink } from "../../netlink/index.js";
 import type { AnyStateKind } from "../../reconcile/state-kind.js";
 import { UserError } from "../../user-error.js";
-import { formatIP } from "../../ip/ip-address.js";
-import { networkAddress } from "../../ip/ip-network.js";
 import type {
   Backend,
   BackendContext,
