@@ -80,8 +80,8 @@ export function addressSpaceSvg(config: NetworkConfig, records: readonly LeaseRe
   const cells = 2 ** cellBits;
   const columns = gridColumns(cells);
   const aggregated = blockLen < subnetLen;
-  const cellW = aggregated ? 96 : 84;
-  const cellH = aggregated ? 52 : 44;
+  const cellW = aggregated ? 108 : 88;
+  const cellH = aggregated ? 52 : 48;
   const top = 86;
   const hostBits = BigInt((network.family === 4 ? 32 : 128) - blockLen);
   const perBlock = 2 ** (subnetLen - blockLen);
@@ -102,28 +102,17 @@ export function addressSpaceSvg(config: NetworkConfig, records: readonly LeaseRe
       const lease = inside[0]?.record;
       const fill = lease ? colourOf(lease.backendType, colours) : FREE;
       const title = lease ? inside.map((p) => describe(p.record)).join("\n") : `${formatCIDR(block)} free`;
+      // A reservation is the backend's colour, paler and hatched, with dark text.
+      const ink = !lease ? "#6b7380" : lease.reservation ? "#10141a" : "#ffffff";
+      const rect = `x="${x}" y="${y}" width="${cellW - 2}" height="${cellH - 2}"`;
       body.push(
         `<g><title>${escapeXml(title)}</title>`,
-        `<rect x="${x}" y="${y}" width="${cellW - 2}" height="${cellH - 2}" fill="${fill}" stroke="#b8bec6"/>`,
-        lease?.reservation
-          ? `<rect x="${x}" y="${y}" width="${cellW - 2}" height="${cellH - 2}" fill="url(#reserved)"/>`
-          : "",
-        text(
-          x + 4,
-          y + 16,
-          formatIP({ family: network.family, value: block.ip }),
-          11,
-          lease ? "#fff" : "#6b7380",
-        ),
-        lease
-          ? text(
-              x + 4,
-              y + 32,
-              lease.reservation ? "reserved" : (lease.publicIP ?? lease.publicIPv6 ?? ""),
-              10,
-              "#fff",
-            )
-          : "",
+        `<rect ${rect} fill="${FREE}" stroke="#b8bec6"/>`,
+        lease ? `<rect ${rect} fill="${fill}" fill-opacity="${lease.reservation ? 0.45 : 1}"/>` : "",
+        lease?.reservation ? `<rect ${rect} fill="url(#reserved)"/>` : "",
+        text(x + 4, y + 16, formatIP({ family: network.family, value: block.ip }), 10, ink),
+        lease ? text(x + 4, y + 30, lease.publicIP ?? lease.publicIPv6 ?? "", 10, ink) : "",
+        lease?.reservation ? text(x + 4, y + 42, "reserved", 9, ink) : "",
         "</g>",
       );
       continue;
@@ -155,13 +144,19 @@ export function addressSpaceSvg(config: NetworkConfig, records: readonly LeaseRe
       blockReserved > 0
         ? `<rect x="${x}" y="${y}" width="${cellW - 2}" height="${cellH - 2}" fill="url(#reserved)"/>`
         : "",
-      text(x + 4, y + 16, formatCIDR(block), 10, inside.length > 0 ? "#10141a" : "#6b7380"),
+      text(
+        x + 4,
+        y + 16,
+        formatCIDR(block),
+        10,
+        inside.length === 0 ? "#6b7380" : share > 0.6 ? "#ffffff" : "#10141a",
+      ),
       text(
         x + 4,
         y + 32,
         `${units}/${perBlock}${blockReserved > 0 ? ` · ${blockReserved} res.` : ""}`,
         10,
-        "#10141a",
+        share > 0.6 ? "#ffffff" : "#10141a",
       ),
       "</g>",
     );
@@ -224,7 +219,7 @@ function svgDocument(width: number, height: number, parts: readonly string[]): s
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans Mono, monospace">`,
-    '<defs><pattern id="reserved" width="8" height="8" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="3" height="8" fill="#ffffff" fill-opacity="0.55"/></pattern></defs>',
+    '<defs><pattern id="reserved" width="8" height="8" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="3" height="8" fill="#ffffff" fill-opacity="0.6"/></pattern></defs>',
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
     ...parts.filter((p) => p !== ""),
     "</svg>",

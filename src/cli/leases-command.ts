@@ -103,7 +103,10 @@ export async function leasesCommand(
   write: (text: string) => void,
 ): Promise<number> {
   const now = new Date();
-  const records = listing.leases.map((l) => leaseRecord(l, now));
+  // In address order (the store lists keys as text: 10.244.100.0 before 10.244.2.0).
+  const order = (l: ListedLease) => l.subnet?.ip ?? l.ipv6Subnet?.ip ?? -1n;
+  const sorted = [...listing.leases].sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
+  const records = sorted.map((l) => leaseRecord(l, now));
   if (options.svgFile) {
     const { addressSpaceSvg } = await import("./address-space-svg.js");
     await writeFile(options.svgFile, addressSpaceSvg(listing.config, records));
