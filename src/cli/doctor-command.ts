@@ -32,6 +32,7 @@ import {
   formatChecks,
 } from "./doctor-report.js";
 import { type LeaseListing, readLeases } from "./lease-source.js";
+import { formatExpiry } from "./leases-command.js";
 
 function runTool(command: string, args: readonly string[]): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
@@ -59,8 +60,38 @@ function ownLeases(listing: LeaseListing, ext: ExternalInterface): Lease[] {
 
 export async function runDoctor(flags: Flags, env: NodeJS.ProcessEnv): Promise<Check[]> {
   const checks: Check[] = [];
-  const add = (check: Check) => checks.push(check);
+  const host: HostFacts = { ipv6: false, devices: [] };
+  await datapathChecks(flags, env, (check) => checks.push(check), host);
+  checks.push(...(await sysctlChecks(host)));
+  return checks;
+}
 
+/** What the sysctl checks need from the datapath checks: the families and the devices in play. */
+interface HostFacts {
+  ipv6: boolean;
+  devices: string[];
+}
+
+/** Forwarding and rp_filter, read from /proc/sys (per network namespace); run whatever else failed. */
+async function sysctlChecks(host: HostFacts): Promise<Check[]> {
+  const checks = [checkForwarding(4, await readOptional("/proc/sys/net/ipv4/ip_forward"))];
+  if (host.ipv6)
+    checks.push(checkForwarding(6, await readOptional("/proc/sys/net/ipv6/conf/all/forwarding")));
+  const rp = new Map<string, string | undefined>();
+  for (const dev of ["all", ...host.devices]) {
+    rp.set(dev, (await readOptional(`/proc/sys/net/ipv4/conf/${dev}/rp_filter`))?.trim());
+  }
+  checks.push(checkRpFilter(rp));
+  return checks;
+}
+
+/** Stops at the first check the rest depend on (store, interface, lease, config). */
+async function datapathChecks(
+  flags: Flags,
+  env: NodeJS.ProcessEnv,
+  add: (check: Check) => void,
+  host: HostFacts,
+): Promise<void> {
   let listing: LeaseListing;
   try {
     listing = await readLeases(flags, env);
@@ -76,16 +107,17 @@ export async function runDoctor(flags: Flags, env: NodeJS.ProcessEnv): Promise<C
       detail: `cannot read the leases: ${describeError(err)}`,
       fix: "check the store flags (the same as weftd's)",
     });
-    add(checkForwarding(4, await readOptional("/proc/sys/net/ipv4/ip_forward")));
-    return checks;
+    return;
   }
   const { config } = listing;
+  host.ipv6 = config.ipv6 !== undefined;
   const netlink = await RtNetlink.open();
   try {
     let ext: ExternalInterface;
     try {
       const chosen = await chooseExternalInterface(netlink, interfaceChoice(flags, config));
       ext = chosen.iface;
+      host.devices.push(ext.name);
       const pub = [ext.publicIP, ext.publicIPv6].filter(Boolean).join(", ");
       const fromFlag =
         flags.string("public-ip") || flags.string("public-ipv6") ? " (from --public-ip)" : " (its address)";
@@ -101,7 +133,7 @@ export async function runDoctor(flags: Flags, env: NodeJS.ProcessEnv): Promise<C
         detail: describeError(err),
         fix: "name the interface with --iface (as weftd is started)",
       });
-      return checks;
+      return;
     }
 
     const mine = ownLeases(listing, ext);
@@ -113,13 +145,13 @@ export async function runDoctor(flags: Flags, env: NodeJS.ProcessEnv): Promise<C
         detail: `no lease in ${listing.store} carries this host's public IP ${ext.publicIP ?? ext.publicIPv6}`,
         fix: "start weftd; if peers reach this host at another address, give weftd (and doctor) --public-ip or --iface",
       });
-      return checks;
+      return;
     }
     const listed = listing.leases.find((l) => l.lease === own)!;
     add({
       name: "lease",
       status: mine.length > 1 ? "warn" : "ok",
-      detail: `${own.key}${own.reservation ? " (reservation)" : listed.expiresInSeconds !== undefined ? ` (expires in ${listed.expiresInSeconds} s)` : ""}${mine.length > 1 ? `; ${mine.length} leases carry this address: ${mine.map((l) => l.key).join(", ")}` : ""}`,
+      detail: `${own.key}${own.reservation ? " (reservation)" : listed.expiresInSeconds !== undefined ? ` (expires ${formatExpiry(listed.expiresInSeconds)})` : ""}${mine.length > 1 ? `; ${mine.length} leases carry this address: ${mine.map((l) => l.key).join(", ")}` : ""}`,
       ...(mine.length > 1 ? { fix: "delete the leases this host no longer uses" } : {}),
     });
 
@@ -146,9 +178,10 @@ export async function runDoctor(flags: Flags, env: NodeJS.ProcessEnv): Promise<C
         detail: describeError(err),
         fix: "fix the network config; weftd waits for a valid one",
       });
-      return checks;
+      return;
     }
     const devices = backend.expectedDevices?.(own) ?? [];
+    host.devices.push(...devices.map((d) => d.name));
 
     add(
       checkSubnetEnv(flags.string("subnet-file"), await readOptional(flags.string("subnet-file")), {
@@ -300,15 +333,6 @@ export async function runDoctor(flags: Flags, env: NodeJS.ProcessEnv): Promise<C
         }
       }
     }
-
-    add(checkForwarding(4, await readOptional("/proc/sys/net/ipv4/ip_forward")));
-    if (config.ipv6) add(checkForwarding(6, await readOptional("/proc/sys/net/ipv6/conf/all/forwarding")));
-    const rp = new Map<string, string | undefined>();
-    for (const dev of ["all", ext.name, ...devices.map((d) => d.name)]) {
-      rp.set(dev, (await readOptional(`/proc/sys/net/ipv4/conf/${dev}/rp_filter`))?.trim());
-    }
-    add(checkRpFilter(rp));
-    return checks;
   } finally {
     netlink.close();
   }

@@ -52,7 +52,8 @@ export function leaseRecord(listed: ListedLease, now: Date): LeaseRecord {
   };
 }
 
-function duration(seconds: number): string {
+/** "in 23h59m", "in 4m05s", "expired". */
+export function formatExpiry(seconds: number): string {
   if (seconds < 0) return "expired";
   const h = Math.floor(seconds / 3600);
   const m = Math.floor((seconds % 3600) / 60);
@@ -64,7 +65,7 @@ function duration(seconds: number): string {
 function expiry(record: LeaseRecord, store: LeaseListing["store"]): string {
   if (record.reservation) return "reservation";
   if (record.expiresInSeconds === null) return store === "kube" ? "- (node)" : "-";
-  return duration(record.expiresInSeconds);
+  return formatExpiry(record.expiresInSeconds);
 }
 
 export function formatLeaseTable(listing: LeaseListing, records: readonly LeaseRecord[]): string {

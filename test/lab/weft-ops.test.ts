@@ -163,6 +163,14 @@ describe("weft leases and weft doctor", { timeout: 240_000 }, () => {
     ]) {
       assert.ok(names.includes(name), `checks ${name}`);
     }
+    // setup.sh installs ethtool, so the offload flag is read, not skipped.
+    const offload = report.checks.find((c) => c.name === "checksum-offload flannel.1")!;
+    assert.ok(["ok", "warn"].includes(offload.status), JSON.stringify(offload));
+    assert.match(offload.detail, /tx-checksum-ip-generic is (on|off) for flannel\.1/);
+    assert.match(
+      report.checks.find((c) => c.name === "lease")!.detail,
+      /^10\.244\.\d+\.0-24 \(expires in 2[34]h\d\dm\)$/,
+    );
     const route = report.checks.find((c) => c.name === "route")!;
     assert.match(route.detail, /^3 routes as weftd wants/, "host 2 and both reservations");
     assert.match(
