@@ -142,6 +142,10 @@ describe("weft leases and weft doctor", { timeout: 240_000 }, () => {
   });
 
   it("says ok for the healthy host", async () => {
+    // weftd programs the reservations in the run that programmed the peers startCluster waited for.
+    await waitFor("the datapath to settle", async () => (await doctor()).code === 0, 10_000, 200).catch(
+      () => undefined,
+    );
     const { code, report, failed } = await doctor();
     assert.deepEqual(failedNames(failed), []);
     assert.equal(code, 0);
@@ -171,6 +175,10 @@ describe("weft leases and weft doctor", { timeout: 240_000 }, () => {
       report.checks.find((c) => c.name === "lease")!.detail,
       /^10\.244\.\d+\.0-24 \(expires in 2[34]h\d\dm\)$/,
     );
+    const table = await weft(h1(), ["doctor", `--subnet-file=${lab.subnetFile(h1())}`, ...WEFTD_ARGS]);
+    assert.equal(table.code, 0);
+    assert.match(table.stdout, /^ok {4}store +etcd: 4 lease\(s\), backend vxlan$/m);
+    assert.match(table.stdout, /\nno problems found(, \d warning\(s\))?\n$/);
     const route = report.checks.find((c) => c.name === "route")!;
     assert.match(route.detail, /^3 routes as weftd wants/, "host 2 and both reservations");
     assert.match(
@@ -207,6 +215,26 @@ describe("weft leases and weft doctor", { timeout: 240_000 }, () => {
       assert.deepEqual(failedNames(failed), ["route"]);
       assert.match(failed[0]!.detail, new RegExp(`missing: route ${peer().subnet.replace(/\./g, "\\.")}`));
       assert.match(failed[0]!.fix ?? "", /start weftd/);
+      await repairedByWeftd();
+    });
+
+    it("a stale FDB entry nobody's lease names", async () => {
+      await lab.run(h1(), [
+        "bridge",
+        "fdb",
+        "add",
+        "0a:0b:0c:0d:0e:0f",
+        "dev",
+        "flannel.1",
+        "dst",
+        "172.31.0.55",
+        "self",
+        "permanent",
+      ]);
+      const { code, failed } = await doctor();
+      assert.equal(code, 1);
+      assert.deepEqual(failedNames(failed), ["fdb"]);
+      assert.match(failed[0]!.detail, /stale: fdb 0a:0b:0c:0d:0e:0f dst 172\.31\.0\.55 dev flannel\.1/);
       await repairedByWeftd();
     });
 
