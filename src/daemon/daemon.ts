@@ -9,7 +9,7 @@ import vm from "node:vm";
 import type { Backend, BackendRegistration, DesiredPeers } from "../backend/backend.js";
 import { diffPeers } from "../backend/peer-change.js";
 import { configureBackend } from "../backend/registry.js";
-import { enabledNetworks, type NetworkConfig } from "../config/network-config.js";
+import type { NetworkConfig } from "../config/network-config.js";
 import { formatCIDR, type IPNetwork } from "../ip/ip-network.js";
 import type { Lease } from "../lease/lease.js";
 import { readPreviousSubnets, writeSubnetEnv } from "../lease/subnet-env.js";
@@ -22,13 +22,14 @@ import type { SubnetManager } from "../subnet/subnet-manager.js";
 import { boundText } from "../text/untrusted-text.js";
 import { describeError, UserError } from "../user-error.js";
 import { renderMetrics } from "./daemon-metrics.js";
-import { findExternalInterface } from "./external-interface.js";
+import { findExternalInterface, interfaceChoice } from "./external-interface.js";
 import type { Flags } from "./flags.js";
 import { startHealthServer } from "./health-server.js";
 import { readHostNetworks } from "./host-networks.js";
 import type { Logger } from "./logger.js";
+import { ownershipScope } from "./ownership-scope.js";
 import { PeerLeaseFilter } from "./peer-lease-filter.js";
-import { TrafficRulesSync } from "./traffic-rules-sync.js";
+import { TrafficRulesSync, trafficOptions } from "./traffic-rules-sync.js";
 import { rescueUnderlay } from "./underlay-rescue.js";
 
 /** A full reconcile now and then catches anything no event told us about. */
@@ -108,15 +109,7 @@ export class Daemon {
     if (this.config.enableNFTables)
       log.warn("EnableNFTables is set but weft manages rules with iptables for now");
 
-    const ext = await findExternalInterface(this.netlink, {
-      iface: flags.list("iface"),
-      ifaceRegex: flags.list("iface-regex"),
-      ifaceCanReach: flags.string("iface-can-reach"),
-      publicIP: flags.string("public-ip"),
-      publicIPv6: flags.string("public-ipv6"),
-      ipv4: this.config.enableIPv4,
-      ipv6: this.config.enableIPv6,
-    });
+    const ext = await findExternalInterface(this.netlink, interfaceChoice(flags, this.config));
     log.info(
       `using interface ${ext.name} (public address ${[ext.publicIP, ext.publicIPv6].filter(Boolean).join(", ")})`,
     );
@@ -158,15 +151,7 @@ export class Daemon {
     await this.backend.attachLease(this.lease);
     await this.backend.start?.(this.lease);
 
-    this.traffic = new TrafficRulesSync(
-      {
-        ipMasq: flags.bool("ip-masq"),
-        randomFully: !flags.bool("ip-masq-fully-random-disable"),
-        forwardRules: flags.bool("iptables-forward-rules"),
-        resyncSeconds: flags.int("iptables-resync"),
-      },
-      log,
-    );
+    this.traffic = new TrafficRulesSync(trafficOptions(flags), log);
     await this.traffic.start(this.config, this.lease);
     await this.writeSubnetFile();
 
@@ -226,12 +211,7 @@ export class Daemon {
   }
 
   private scope(): OwnershipScope {
-    return {
-      networks: enabledNetworks(this.config),
-      ownSubnets: [this.lease.subnet, this.lease.ipv6Subnet].filter((n): n is IPNetwork => n !== undefined),
-      routeDevices: this.backend.routeDevices,
-      ownedDevices: this.backend.ownedDevices,
-    };
+    return ownershipScope(this.config, this.lease, this.backend);
   }
 
   private async writeSubnetFile(): Promise<void> {

@@ -98,6 +98,22 @@ export function encodeLeaseGrantRequest(ttlSeconds: number): Buffer {
   return new ProtoWriter().int64(1, ttlSeconds).finish();
 }
 
+/** LeaseTimeToLiveRequest: ID=1 (keys=2 left false). */
+export function encodeLeaseTimeToLiveRequest(leaseId: string): Buffer {
+  return new ProtoWriter().int64(1, leaseIdValue(leaseId)).finish();
+}
+
+/** LeaseTimeToLiveResponse: ID=2 TTL=3 (seconds left; -1 when the lease expired or never was). */
+export function decodeLeaseTimeToLiveResponse(data: Uint8Array): { ttl: bigint } {
+  const r = new ProtoReader(data);
+  let ttl = -1n;
+  for (let field = r.next(); field !== undefined; field = r.next()) {
+    if (field === 3) ttl = r.int64();
+    else r.skip();
+  }
+  return { ttl };
+}
+
 /** AuthenticateRequest: name=1 password=2. */
 export function encodeAuthenticateRequest(name: string, password: string): Buffer {
   return new ProtoWriter().bytesField(1, name).bytesField(2, password).finish();
