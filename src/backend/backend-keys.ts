@@ -35,4 +35,16 @@ export class BackendKeys {
     }
     return value;
   }
+
+  /** A string key; absent or null is "" (Go's zero value). */
+  string(key: string): string {
+    const value = this.fields.get(key);
+    if (value === undefined) return "";
+    if (typeof value !== "string") {
+      throw new ConfigError(
+        `Backend.${key} of the ${this.type} backend must be a string, not ${describeValue(value)}`,
+      );
+    }
+    return value;
+  }
 }

@@ -4,29 +4,46 @@
  * peer instead of thousands.
  */
 import type { Lease } from "../lease/lease.js";
-import type { FdbEntry, NeighEntry, RouteEntry } from "../reconcile/kernel-state.js";
+import { describeLeaseFault } from "../lease/lease-fault.js";
 import type { DesiredPeers, PeerProblem } from "./backend.js";
 
 export class PeerStateCache {
   private readonly byLease = new WeakMap<Lease, DesiredPeers>();
 
   collect(own: Lease, peers: Iterable<Lease>, compute: (peer: Lease) => DesiredPeers): DesiredPeers {
-    const routes: RouteEntry[] = [];
-    const neighs: NeighEntry[] = [];
-    const fdbs: FdbEntry[] = [];
+    const state: Record<string, unknown[]> = {};
     const problems: PeerProblem[] = [];
     for (const peer of peers) {
       if (peer.key === own.key) continue;
       let part = this.byLease.get(peer);
       if (!part) {
-        part = compute(peer);
+        part = containPeer(peer, compute);
         this.byLease.set(peer, part);
       }
-      routes.push(...part.state.routes);
-      neighs.push(...part.state.neighs);
-      fdbs.push(...part.state.fdbs);
-      problems.push(...part.problems);
+      for (const kind in part.state) {
+        const entries = part.state[kind]!;
+        if (entries.length === 0) continue;
+        const into = state[kind];
+        if (into) for (const entry of entries) into.push(entry);
+        else state[kind] = [...entries];
+      }
+      for (const problem of part.problems) problems.push(problem);
     }
-    return { state: { routes, neighs, fdbs }, problems };
+    return { state, problems };
+  }
+}
+
+/**
+ * One peer's part; an error raised while using its lease (a value no check foresaw) stays with that
+ * peer, as its problem, with nothing of it kept, so every other peer is still programmed.
+ */
+function containPeer(peer: Lease, compute: (peer: Lease) => DesiredPeers): DesiredPeers {
+  try {
+    return compute(peer);
+  } catch (err) {
+    return {
+      state: {},
+      problems: [{ key: peer.key, reason: describeLeaseFault(err, "using it") }],
+    };
   }
 }

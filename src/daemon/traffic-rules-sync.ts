@@ -4,6 +4,7 @@ import { Iptables } from "../firewall/iptables.js";
 import { type ChainRules, forwardRules, masqueradeRules } from "../firewall/traffic-rules.js";
 import type { Lease } from "../lease/lease.js";
 import { describeError } from "../user-error.js";
+import type { Flags } from "./flags.js";
 import type { Logger } from "./logger.js";
 
 export interface TrafficOptions {
@@ -11,6 +12,16 @@ export interface TrafficOptions {
   readonly randomFully: boolean;
   readonly forwardRules: boolean;
   readonly resyncSeconds: number;
+}
+
+/** The rule options weftd's flags set. */
+export function trafficOptions(flags: Pick<Flags, "bool" | "int">): TrafficOptions {
+  return {
+    ipMasq: flags.bool("ip-masq"),
+    randomFully: !flags.bool("ip-masq-fully-random-disable"),
+    forwardRules: flags.bool("iptables-forward-rules"),
+    resyncSeconds: flags.int("iptables-resync"),
+  };
 }
 
 export function wantedChains(

@@ -6,6 +6,7 @@
  */
 import { isPlainObject, JsonFields } from "../config/json-fields.js";
 import { parseIPv4, parseIPv6 } from "../ip/ip-address.js";
+import { describeValue } from "../text/untrusted-text.js";
 import type { LeaseAttrs } from "./lease.js";
 
 export function encodeLeaseAttrs(attrs: LeaseAttrs): string {
@@ -19,7 +20,10 @@ export function encodeLeaseAttrs(attrs: LeaseAttrs): string {
 
 export class LeaseDecodeError extends Error {}
 
-/** Decodes a lease value someone wrote; throws LeaseDecodeError naming the bad field. */
+/**
+ * Decodes a lease value someone wrote; throws LeaseDecodeError naming the bad field. Values are
+ * untrusted: messages show them through describeValue, which never walks nested JSON.
+ */
 export function decodeLeaseAttrs(text: string): LeaseAttrs {
   let parsed: unknown;
   try {
@@ -31,11 +35,11 @@ export function decodeLeaseAttrs(text: string): LeaseAttrs {
   const fields = new JsonFields(parsed);
   const publicIP = optionalString(fields, "PublicIP");
   if (publicIP !== undefined && !parseIPv4(publicIP)) {
-    throw new LeaseDecodeError(`PublicIP ${JSON.stringify(publicIP)} is not an IPv4 address`);
+    throw new LeaseDecodeError(`PublicIP ${describeValue(publicIP)} is not an IPv4 address`);
   }
   const publicIPv6 = optionalString(fields, "PublicIPv6");
   if (publicIPv6 !== undefined && !parseIPv6(publicIPv6)) {
-    throw new LeaseDecodeError(`PublicIPv6 ${JSON.stringify(publicIPv6)} is not an IPv6 address`);
+    throw new LeaseDecodeError(`PublicIPv6 ${describeValue(publicIPv6)} is not an IPv6 address`);
   }
   return {
     // "0.0.0.0" is Go's zero IPv4: an IPv6-only host.
@@ -51,6 +55,6 @@ function optionalString(fields: JsonFields, key: string): string | undefined {
   const value = fields.get(key);
   if (value === undefined) return undefined;
   if (typeof value !== "string")
-    throw new LeaseDecodeError(`${key} must be a string, not ${JSON.stringify(value)}`);
+    throw new LeaseDecodeError(`${key} must be a string, not ${describeValue(value)}`);
   return value;
 }

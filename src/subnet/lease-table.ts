@@ -4,8 +4,10 @@
  */
 
 import type { Lease } from "../lease/lease.js";
-import { decodeLeaseAttrs, LeaseDecodeError } from "../lease/lease-json.js";
-import { parseSubnetKey, type SubnetPair } from "../lease/lease-key.js";
+import { describeLeaseFault } from "../lease/lease-fault.js";
+import { decodeLeaseAttrs } from "../lease/lease-json.js";
+import { parseSubnetKey, type SubnetPair, subnetKey } from "../lease/lease-key.js";
+import { boundText } from "../text/untrusted-text.js";
 
 export interface RawLease {
   /** The key below <prefix>/subnets/, e.g. "10.244.4.0-24". */
@@ -18,17 +20,23 @@ export type DecodedLease =
   | { ok: true; lease: Lease }
   | { ok: false; subnets: SubnetPair | undefined; reason: string };
 
+/** Never throws: whatever goes wrong with one value stays with that lease, as its reason. */
 export function decodeRawLease(raw: RawLease): DecodedLease {
   const subnets = parseSubnetKey(raw.subnetKey);
   if (!subnets) {
     return { ok: false, subnets, reason: "the key is not a subnet in flannel's form (like 10.244.4.0-24)" };
   }
+  // "10.244.4.0-024" names 10.244.4.0/24 too: a second key for one subnet, which flannel never writes.
+  // Its subnet stays taken, but it is not routed, so it cannot compete with the lease that holds it.
+  const canonical = subnetKey(subnets.subnet, subnets.ipv6Subnet);
+  if (canonical !== raw.subnetKey) {
+    return { ok: false, subnets, reason: `the key is not in flannel's form, which is ${canonical}` };
+  }
   try {
     const attrs = decodeLeaseAttrs(raw.value);
     return { ok: true, lease: { key: raw.subnetKey, ...subnets, attrs, reservation: raw.reservation } };
   } catch (err) {
-    if (err instanceof LeaseDecodeError) return { ok: false, subnets, reason: err.message };
-    throw err;
+    return { ok: false, subnets, reason: describeLeaseFault(err, "reading it") };
   }
 }
 
@@ -49,7 +57,9 @@ export class LeaseTable {
     const seen = this.invalid.get(raw.subnetKey);
     this.invalid.set(raw.subnetKey, { subnets: decoded.subnets, reason: decoded.reason, value: raw.value });
     if (seen && seen.value === raw.value) return undefined;
-    return `ignoring lease ${raw.subnetKey}: ${decoded.reason}; its subnet stays reserved (fix or delete that key)`;
+    const key = boundText(raw.subnetKey);
+    const held = decoded.subnets ? "; its subnet stays reserved" : "";
+    return `ignoring lease ${key}: ${decoded.reason}${held} (fix or delete that key)`;
   }
 
   delete(subnetKey: string): void {

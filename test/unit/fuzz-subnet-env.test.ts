@@ -9,7 +9,13 @@ import fc from "fast-check";
 import { parseSubnetEnv } from "../../src/cni/subnet-env.js";
 import { formatCIDR, makeNetwork } from "../../src/ip/ip-network.js";
 import { formatSubnetEnv, parseEnvLines, readPreviousSubnets } from "../../src/lease/subnet-env.js";
-import { checkAsyncProperty, checkProperty, onlyOwnErrors, onlyOwnErrorsAsync } from "./fuzz-harness.js";
+import {
+  checkAsyncProperty,
+  checkProperty,
+  known,
+  onlyOwnErrors,
+  onlyOwnErrorsAsync,
+} from "./fuzz-harness.js";
 import { hostileString, mutatedText, nearCIDR, smallHostileString } from "./fuzz-inputs.js";
 
 const KNOWN_CNI_SUBNET_ENV =
@@ -120,7 +126,7 @@ describe("fuzz: subnet.env", () => {
     });
   });
 
-  it("a long FLANNEL_NETWORK list is read in linear time", { skip: KNOWN_NETWORK_LIST }, (t) => {
+  it("a long FLANNEL_NETWORK list is read in linear time", known(KNOWN_NETWORK_LIST), (t) => {
     const list = fc.integer({ min: 1000, max: 20000 }).map((n) => {
       const nets = Array.from({ length: n }, (_, i) => `10.${(i >> 8) & 255}.${i & 255}.0/24`).join(",");
       return `FLANNEL_NETWORK=${nets}\nFLANNEL_SUBNET=10.0.0.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n`;
@@ -130,7 +136,7 @@ describe("fuzz: subnet.env", () => {
     });
   });
 
-  it("the CNI plugin's subnet.env errors are bounded and one line", { skip: KNOWN_CNI_SUBNET_ENV }, (t) => {
+  it("the CNI plugin's subnet.env errors are bounded and one line", known(KNOWN_CNI_SUBNET_ENV), (t) => {
     checkProperty(t, { runs: 2000 }, envText, (text) => {
       onlyOwnErrors([Error], () => parseSubnetEnv(text, "/run/flannel/subnet.env"));
     });

@@ -1,9 +1,10 @@
 /** host-gw: a route to each peer's subnet via the peer host itself, which must share our L2. */
 import { formatCIDR } from "../../ip/ip-network.js";
 import type { Lease } from "../../lease/lease.js";
-import type { RouteEntry } from "../../reconcile/kernel-state.js";
+import type { RouteEntry } from "../../reconcile/kinds/route-kind.js";
+import { boundText } from "../../text/untrusted-text.js";
 import type { DesiredPeers, ExternalInterface, PeerProblem } from "../backend.js";
-import { onSameLink } from "../peer-routing.js";
+import { foreignBackend, onSameLink } from "../peer-routing.js";
 
 export function hostGwDesiredState(
   own: Lease,
@@ -14,7 +15,12 @@ export function hostGwDesiredState(
   const routes: RouteEntry[] = [];
   const problems: PeerProblem[] = [];
   for (const peer of peers) {
-    if (peer.key === own.key || peer.attrs.backendType !== "host-gw") continue;
+    if (peer.key === own.key) continue;
+    const foreign = foreignBackend(peer, "host-gw");
+    if (foreign) {
+      problems.push(foreign);
+      continue;
+    }
     for (const family of families) {
       const subnet = family === 4 ? peer.subnet : peer.ipv6Subnet;
       const gateway = family === 4 ? peer.attrs.publicIP : peer.attrs.publicIPv6;
@@ -22,12 +28,12 @@ export function hostGwDesiredState(
       if (!onSameLink(ext.connected, gateway)) {
         problems.push({
           key: peer.key,
-          reason: `its host ${gateway ?? "(no address)"} is not on the same network as ${ext.name}; host-gw needs all hosts on one L2 (use vxlan otherwise)`,
+          reason: `its host ${gateway === undefined ? "(no address)" : boundText(gateway)} is not on the same network as ${ext.name}; host-gw needs all hosts on one L2 (use vxlan otherwise)`,
         });
         continue;
       }
       routes.push({ dst: formatCIDR(subnet), gateway, dev: ext.name, onlink: false });
     }
   }
-  return { state: { routes, neighs: [], fdbs: [] }, problems };
+  return { state: { route: routes }, problems };
 }

@@ -7,9 +7,11 @@
 import { formatIP } from "../../ip/ip-address.js";
 import { formatCIDR, type IPNetwork, networkAddress } from "../../ip/ip-network.js";
 import type { Lease } from "../../lease/lease.js";
-import type { FdbEntry, NeighEntry, RouteEntry } from "../../reconcile/kernel-state.js";
+import type { FdbEntry } from "../../reconcile/kinds/fdb-kind.js";
+import type { NeighEntry } from "../../reconcile/kinds/neigh-kind.js";
+import type { RouteEntry } from "../../reconcile/kinds/route-kind.js";
 import type { DesiredPeers, ExternalInterface, PeerProblem } from "../backend.js";
-import { onSameLink } from "../peer-routing.js";
+import { foreignBackend, onSameLink } from "../peer-routing.js";
 import { readVtepMac } from "./vxlan-backend-data.js";
 
 export interface VxlanFamilyPlan {
@@ -29,7 +31,12 @@ export function vxlanDesiredState(
   const fdbs: FdbEntry[] = [];
   const problems: PeerProblem[] = [];
   for (const peer of peers) {
-    if (peer.key === own.key || peer.attrs.backendType !== "vxlan") continue;
+    if (peer.key === own.key) continue;
+    const foreign = foreignBackend(peer, "vxlan");
+    if (foreign) {
+      problems.push(foreign);
+      continue;
+    }
     for (const { family, device } of families) {
       const subnet: IPNetwork | undefined = family === 4 ? peer.subnet : peer.ipv6Subnet;
       const publicIP = family === 4 ? peer.attrs.publicIP : peer.attrs.publicIPv6;
@@ -54,5 +61,5 @@ export function vxlanDesiredState(
       routes.push({ dst, gateway: vtepIP, dev: device, onlink: true });
     }
   }
-  return { state: { routes, neighs, fdbs }, problems };
+  return { state: { route: routes, neigh: neighs, fdb: fdbs }, problems };
 }

@@ -1,0 +1,149 @@
+/**
+ * Which peer leases weft routes. Every host can write any key under <prefix>/subnets/, so a key is
+ * routed only if its subnet is one a peer can really hold: a block of the configured length inside the
+ * Network (per family), apart from our own subnet and from every network the host reaches directly.
+ * Otherwise one bad key could replace the host's route to its own underlay (and so to etcd), hijack part
+ * of our pods' subnet, or draw traffic for addresses outside the Network. Pure.
+ */
+import { formatCIDR, type IPNetwork, networkContainsNetwork, networksOverlap } from "../ip/ip-network.js";
+import type { Lease } from "../lease/lease.js";
+
+export interface FamilyScope {
+  readonly network: IPNetwork;
+  /** The length every peer subnet has (SubnetLen); undefined where the store decides (kube pod CIDRs). */
+  readonly subnetLen: number | undefined;
+}
+
+/** A network the host reaches without weft: a link route of the host, e.g. eth0's or docker0's. */
+export interface HostNetwork {
+  readonly network: IPNetwork;
+  readonly dev: string;
+}
+
+export interface LeaseScope {
+  readonly ipv4: FamilyScope | undefined;
+  readonly ipv6: FamilyScope | undefined;
+  readonly own: Lease;
+  readonly hostNetworks: readonly HostNetwork[];
+}
+
+/** The rule a refused lease breaks; also the label of its metric. */
+export type ScopeRule =
+  | "outside-network"
+  | "subnet-length"
+  | "overlaps-own"
+  | "overlaps-host"
+  | "overlaps-peer";
+
+export interface Refusal {
+  readonly rule: ScopeRule;
+  readonly reason: string;
+}
+
+/** Why `lease` must not be routed, or undefined when it may. Our own lease is never refused. */
+export function checkLeaseScope(lease: Lease, scope: LeaseScope): Refusal | undefined {
+  if (lease.key === scope.own.key) return undefined;
+  for (const [subnet, family, own] of [
+    [lease.subnet, scope.ipv4, scope.own.subnet],
+    [lease.ipv6Subnet, scope.ipv6, scope.own.ipv6Subnet],
+  ] as const) {
+    // A family the network does not enable is never routed, so it cannot do harm.
+    if (!subnet || !family) continue;
+    const refusal = checkSubnet(subnet, family, own, scope.hostNetworks);
+    if (refusal) return refusal;
+  }
+  return undefined;
+}
+
+function checkSubnet(
+  subnet: IPNetwork,
+  family: FamilyScope,
+  own: IPNetwork | undefined,
+  hostNetworks: readonly HostNetwork[],
+): Refusal | undefined {
+  const cidr = formatCIDR(subnet);
+  const network = formatCIDR(family.network);
+  if (!networkContainsNetwork(family.network, subnet)) {
+    return { rule: "outside-network", reason: `its subnet ${cidr} is not inside the Network ${network}` };
+  }
+  if (own && networksOverlap(subnet, own)) {
+    return { rule: "overlaps-own", reason: `its subnet ${cidr} overlaps our own subnet ${formatCIDR(own)}` };
+  }
+  // A host route wider than the whole Network (a default device route, an underlay /8 the Network lies
+  // in) is what peer routes are meant to be more specific than.
+  const host = hostNetworks.find(
+    (h) => networksOverlap(subnet, h.network) && !networkContainsNetwork(h.network, family.network),
+  );
+  if (host) {
+    return {
+      rule: "overlaps-host",
+      reason: `its subnet ${cidr} overlaps ${formatCIDR(host.network)}, a network this host reaches directly on ${host.dev}`,
+    };
+  }
+  if (family.subnetLen !== undefined && subnet.prefixLen !== family.subnetLen) {
+    return {
+      rule: "subnet-length",
+      reason: `its subnet ${cidr} is not a /${family.subnetLen}, the SubnetLen of the Network ${network}`,
+    };
+  }
+  if (subnet.prefixLen === family.network.prefixLen) {
+    return { rule: "subnet-length", reason: `its subnet ${cidr} is the whole Network` };
+  }
+  return undefined;
+}
+
+export interface ScopedLeases {
+  /** Other hosts' leases that may be routed. */
+  readonly peers: Lease[];
+  readonly refused: { readonly lease: Lease; readonly refusal: Refusal }[];
+}
+
+/**
+ * Splits the lease table into routable peers and refused leases; our own lease is in neither. Two
+ * leases that claim the same subnet (say 10.244.4.0-24 and 10.244.4.0-24&fd44:0:0:9::-64) are both
+ * refused: routing either would take the other's traffic, and which one is right cannot be told.
+ */
+export function partitionByScope(leases: Iterable<Lease>, scope: LeaseScope): ScopedLeases {
+  const candidates: Lease[] = [];
+  const refused: { lease: Lease; refusal: Refusal }[] = [];
+  for (const lease of leases) {
+    if (lease.key === scope.own.key) continue;
+    const refusal = checkLeaseScope(lease, scope);
+    if (refusal) refused.push({ lease, refusal });
+    else candidates.push(lease);
+  }
+  // Exact claims: with SubnetLen every peer subnet has one length, and in kube mode the controller
+  // manager hands out disjoint pod CIDRs, so a shared subnet is an equal one.
+  const claims = new Map<string, Lease[]>();
+  for (const lease of candidates) {
+    for (const [subnet, family] of [
+      [lease.subnet, scope.ipv4],
+      [lease.ipv6Subnet, scope.ipv6],
+    ] as const) {
+      if (!subnet || !family) continue;
+      const cidr = formatCIDR(subnet);
+      const claimants = claims.get(cidr);
+      if (claimants) claimants.push(lease);
+      else claims.set(cidr, [lease]);
+    }
+  }
+  const contested = new Map<Lease, Refusal>();
+  for (const [cidr, claimants] of claims) {
+    if (claimants.length < 2) continue;
+    for (const lease of claimants) {
+      if (contested.has(lease)) continue;
+      const other = claimants.find((c) => c !== lease)!;
+      contested.set(lease, {
+        rule: "overlaps-peer",
+        reason: `its subnet ${cidr} is also claimed by lease ${other.key}; neither is routed until one of the keys goes`,
+      });
+    }
+  }
+  const peers: Lease[] = [];
+  for (const lease of candidates) {
+    const refusal = contested.get(lease);
+    if (refusal) refused.push({ lease, refusal });
+    else peers.push(lease);
+  }
+  return { peers, refused };
+}
