@@ -4,10 +4,12 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { DesiredPeers, ExternalInterface } from "../../src/backend/backend.js";
+import { peerInput } from "../../src/backend/extension/command-inputs.js";
 import { hostGwDesiredState } from "../../src/backend/host-gw/host-gw-desired.js";
+import { udpForwardingTable } from "../../src/backend/udp/udp-desired.js";
 import { readVtepMac } from "../../src/backend/vxlan/vxlan-backend-data.js";
 import { vxlanDesiredState } from "../../src/backend/vxlan/vxlan-desired.js";
-import { parseCIDR } from "../../src/ip/ip-network.js";
+import { networksOverlap, parseCIDR } from "../../src/ip/ip-network.js";
 import type { Lease } from "../../src/lease/lease.js";
 import type { FdbEntry } from "../../src/reconcile/kinds/fdb-kind.js";
 import type { NeighEntry } from "../../src/reconcile/kinds/neigh-kind.js";
@@ -17,12 +19,14 @@ import { assertBoundedText, checkProperty, onlyOwnErrors } from "./fuzz-harness.
 import {
   fieldValue,
   flatWrongJson,
+  hostileString,
   jsonDocumentText,
   nearIPv4,
   nearIPv6,
   nearLeaseKey,
   parsed,
   recordOf,
+  smallHostileString,
   wrongJson,
 } from "./fuzz-inputs.js";
 
@@ -240,5 +244,47 @@ describe("fuzz: backend lease data", () => {
         "the valid peer's FDB entry is there",
       );
     });
+  });
+
+  it("udp's forwarding table never throws; its entries are disjoint and reasons bounded", (t) => {
+    checkProperty(t, { runs: 800 }, peerLeases, (peers) => {
+      const table = onlyOwnErrors([], () => udpForwardingTable(own, [own, ...peers], 8285));
+      if (!table) return;
+      const nets = table.entries.map((e) => parseCIDR(e.subnet)!);
+      for (let i = 0; i < nets.length; i++)
+        for (let j = i + 1; j < nets.length; j++) assert.ok(!networksOverlap(nets[i]!, nets[j]!));
+      for (const p of table.problems) assertBoundedText("a udp peer problem", p.reason);
+    });
+  });
+
+  it("udp: a lease naming another backend is reported with the name bounded and escaped", (t) => {
+    checkProperty(t, { runs: 1000 }, hostileString, (type) => {
+      const peer: Lease = {
+        ...own,
+        key: "10.244.4.0-24",
+        subnet: parseCIDR("10.244.4.0/24"),
+        attrs: { ...own.attrs, backendType: type },
+      };
+      const table = udpForwardingTable(own, [peer], 8285);
+      for (const p of table.problems) assertBoundedText("a udp peer problem", p.reason);
+    });
+  });
+
+  it("extension: a peer's input (variables, stdin) never throws, and a bad BackendData gets a bounded reason", (t) => {
+    checkProperty(
+      t,
+      { runs: 1500 },
+      fc.tuple(peerLeases, fc.oneof(smallHostileString, hostileString, wrongJson.map(parsed))),
+      ([peers, data]) => {
+        for (const peer of [
+          ...peers,
+          { ...own, key: "10.244.9.0-24", attrs: { ...own.attrs, backendData: data } },
+        ]) {
+          const input = onlyOwnErrors([], () => peerInput(peer));
+          if (input && "problem" in input) assertBoundedText("an extension peer problem", input.problem);
+          else if (input) for (const v of Object.values(input.variables)) assert.equal(typeof v, "string");
+        }
+      },
+    );
   });
 });

@@ -3,7 +3,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
+import { expandCommandLine } from "../../src/backend/extension/command-line.js";
+import { parseExtensionConfig } from "../../src/backend/extension/extension-config.js";
 import { configureBackend } from "../../src/backend/registry.js";
+import { parseUdpConfig } from "../../src/backend/udp/udp-config.js";
 import { parseVxlanConfig } from "../../src/backend/vxlan/vxlan-config.js";
 import { ConfigError, type NetworkConfig, parseNetworkConfig } from "../../src/config/network-config.js";
 import { formatCIDR, makeNetwork, networkContains, networkContainsNetwork } from "../../src/ip/ip-network.js";
@@ -213,6 +216,39 @@ describe("fuzz: each backend's keys", () => {
       const config = { ...parseNetworkConfig('{"Network":"10.244.0.0/16"}'), backendType: name };
       const made = onlyOwnErrors([UserError], () => configureBackend(config));
       assert.equal(made, undefined, "no backend is made for an unknown type");
+    });
+  });
+
+  it("parseUdpConfig and parseExtensionConfig throw only ConfigError, bounded, for any Backend object", (t) => {
+    const command = fc.oneof(
+      fc.constantFrom(
+        "/opt/ext/add.sh $SUBNET ${PUBLIC_IP}",
+        "ip route add $SUBNET via $PUBLIC_IP",
+        "a; b",
+        "$(x)",
+        "",
+        " ",
+      ),
+      hostileString,
+    );
+    const backend = recordOf({
+      Port: fieldValue(fc.integer({ min: -1, max: 70000 })),
+      PreStartupCommand: fieldValue(command),
+      PostStartupCommand: fieldValue(command),
+      SubnetAddCommand: fieldValue(command),
+      SubnetRemoveCommand: fieldValue(command),
+    }).map((doc) => parsed(doc) as Record<string, unknown>);
+    checkProperty(t, { runs: 1500 }, backend, (doc) => {
+      const udp = onlyOwnErrors([ConfigError], () => parseUdpConfig(doc));
+      if (udp) assert.ok(udp.port >= 1 && udp.port <= 65535);
+      const ext = onlyOwnErrors([ConfigError], () => parseExtensionConfig(doc));
+      for (const line of Object.values(ext ?? {})) {
+        if (!line) continue;
+        const run = expandCommandLine(line, (name) =>
+          name === "SUBNET" ? "10.244.4.0/24; rm -rf /" : undefined,
+        );
+        assert.equal(run.args.length, line.words.length - 1, "a value never adds arguments");
+      }
     });
   });
 });
