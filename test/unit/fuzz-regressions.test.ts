@@ -5,10 +5,12 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { parseCommandLine } from "../../src/backend/extension/command-line.js";
 import { configureBackend } from "../../src/backend/registry.js";
+import { udpForwardingTable } from "../../src/backend/udp/udp-desired.js";
 import { parseVxlanConfig } from "../../src/backend/vxlan/vxlan-config.js";
 import { ConfigError, parseNetworkConfig } from "../../src/config/network-config.js";
-import { formatCIDR } from "../../src/ip/ip-network.js";
+import { formatCIDR, parseCIDR } from "../../src/ip/ip-network.js";
 import { parseYamlSubset, YamlError } from "../../src/kube/yaml-subset.js";
 import { parseSubnetKey } from "../../src/lease/lease-key.js";
 import { readPreviousSubnets } from "../../src/lease/subnet-env.js";
@@ -154,6 +156,49 @@ describe("kubeconfig YAML", () => {
     assert.throws(
       () => parseYamlSubset("a: |\u001b[31m"),
       /not supported in a kubeconfig here \(\|\\u001b\[31m\)/,
+    );
+  });
+});
+
+describe("the udp and extension backends", () => {
+  it("udp: a peer naming another backend is reported with that name bounded and escaped", () => {
+    const lease = (key: string, backendType: string) => ({
+      key,
+      subnet: parseCIDR(key.replace("-", "/")),
+      ipv6Subnet: undefined,
+      attrs: {
+        publicIP: "172.31.0.2",
+        publicIPv6: undefined,
+        backendType,
+        backendData: undefined,
+        backendV6Data: undefined,
+      },
+      reservation: false,
+    });
+    const own = lease("10.244.1.0-24", "udp");
+    const { problems } = udpForwardingTable(
+      own,
+      [own, lease("10.244.2.0-24", `vx\nlan${"x".repeat(100_000)}`)],
+      8285,
+    );
+    assert.equal(problems.length, 1);
+    assert.ok(problems[0]!.reason.startsWith("it runs the vx\\nlan"), problems[0]!.reason.slice(0, 80));
+    assert.ok(problems[0]!.reason.length < 250);
+    const vxlan = udpForwardingTable(own, [own, lease("10.244.3.0-24", "vxlan")], 8285);
+    assert.match(vxlan.problems[0]!.reason, /^it runs the vxlan backend;/);
+  });
+
+  it("extension: a 1 MB command of distinct shell words is refused at once, naming a bounded few", () => {
+    const text = Array.from({ length: 100_000 }, (_, i) => `#${i}`).join(" ");
+    const started = performance.now();
+    const parsed = parseCommandLine(`run ${text} ~${"h".repeat(1000)}`);
+    assert.ok(performance.now() - started < 2000);
+    assert.ok(!parsed.ok);
+    assert.equal(parsed.problem, 'uses shell syntax: a comment ("#0"), a comment ("#1"), a comment ("#2")');
+    const home = parseCommandLine(`~${"h".repeat(1000)}\u2028`);
+    assert.ok(
+      !home.ok && home.problem === `uses shell syntax: a home directory (~) ("~${"h".repeat(23)}…")`,
+      !home.ok ? home.problem : "",
     );
   });
 });
