@@ -11,11 +11,13 @@ import { udpForwardingTable } from "../../src/backend/udp/udp-desired.js";
 import { parseVxlanConfig } from "../../src/backend/vxlan/vxlan-config.js";
 import { ConfigError, parseNetworkConfig } from "../../src/config/network-config.js";
 import { formatCIDR, parseCIDR } from "../../src/ip/ip-network.js";
+import type { KubeClient, WatchEvent } from "../../src/kube/kube-client.js";
 import { parseYamlSubset, YamlError } from "../../src/kube/yaml-subset.js";
 import { parseSubnetKey } from "../../src/lease/lease-key.js";
 import { readPreviousSubnets } from "../../src/lease/subnet-env.js";
 import { annotationNames } from "../../src/subnet/kube/kube-annotations.js";
 import { checkOwnSubnets, nodeSubnets, nodeToLease } from "../../src/subnet/kube/node-lease.js";
+import { NodeWatch } from "../../src/subnet/kube/node-watch.js";
 import { chooseFreeSubnet, takenBy } from "../../src/subnet/subnet-choice.js";
 
 const deep = JSON.parse("[".repeat(5000) + "]".repeat(5000)) as unknown;
@@ -200,5 +202,46 @@ describe("the udp and extension backends", () => {
       !home.ok && home.problem === `uses shell syntax: a home directory (~) ("~${"h".repeat(23)}…")`,
       !home.ok ? home.problem : "",
     );
+  });
+});
+
+describe("the Kubernetes node watch", () => {
+  it("a null line, a BOOKMARK without object or an ERROR with a null object ends the watch with a reason, not a throw", async () => {
+    for (const line of [null, { type: "BOOKMARK" }, { type: "ERROR", object: null }]) {
+      let thrown: unknown;
+      let watches = 0;
+      const client = {
+        request: async () => ({ metadata: { resourceVersion: "1" }, items: [] }),
+        watch: async (_path: string, onEvent: (event: WatchEvent) => void) => {
+          let end: (outcome: "end") => void = () => {};
+          const done = new Promise<"end">((resolve) => {
+            end = resolve;
+          });
+          // As the real client does: events come from the stream's data callback, after watch() returned.
+          if (++watches === 1)
+            setImmediate(() => {
+              try {
+                onEvent(line as unknown as WatchEvent);
+              } catch (err) {
+                thrown = err;
+              }
+              end("end");
+            });
+          return { done, close: () => end("end") };
+        },
+      } as unknown as KubeClient;
+      const warnings: string[] = [];
+      const watch = new NodeWatch(client, "p/", { onChange: () => {}, onWarning: (m) => warnings.push(m) });
+      watch.start();
+      await watch.whenSynced();
+      for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+      watch.close();
+      assert.equal(thrown, undefined, `${JSON.stringify(line)} threw ${String(thrown)}`);
+      if (line?.type !== "BOOKMARK")
+        assert.ok(
+          warnings.some((w) => /node watch interrupted/.test(w)),
+          warnings.join("; "),
+        );
+    }
   });
 });
