@@ -3,9 +3,18 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { formatCIDR, makeNetwork } from "../../src/ip/ip-network.js";
+import {
+  formatCIDR,
+  type IPNetwork,
+  makeNetwork,
+  networkContainsNetwork,
+  networksOverlap,
+  parseCIDR,
+} from "../../src/ip/ip-network.js";
+import type { Lease } from "../../src/lease/lease.js";
 import { decodeLeaseAttrs, encodeLeaseAttrs, LeaseDecodeError } from "../../src/lease/lease-json.js";
 import { parseSubnetKey, subnetKey } from "../../src/lease/lease-key.js";
+import { type LeaseScope, partitionByScope } from "../../src/subnet/lease-scope.js";
 import { decodeRawLease, LeaseTable } from "../../src/subnet/lease-table.js";
 import { assertBoundedText, checkProperty, onlyOwnErrors } from "./fuzz-harness.js";
 import {
@@ -157,6 +166,84 @@ describe("fuzz: the lease table", () => {
       checkReserved(table, raws);
       for (const r of raws) assert.ok(decodeRawLease(r) !== undefined);
     });
+  });
+});
+
+describe("fuzz: which peer leases are routed (issue 7, defect 2)", () => {
+  const v4Key = fc
+    .tuple(
+      fc.constantFrom(0x0af40000, 0x0af50000, 0xac1e0000, 0),
+      fc.nat(0xffff),
+      fc.integer({ min: 8, max: 32 }),
+    )
+    .map(([top, low, len]) =>
+      formatCIDR(makeNetwork({ family: 4, value: BigInt((top | low) >>> 0) }, len)).replace("/", "-"),
+    );
+  const v6Key = fc
+    .tuple(fc.bigInt({ min: 0n, max: (1n << 80n) - 1n }), fc.integer({ min: 40, max: 128 }))
+    .map(([low, len]) =>
+      formatCIDR(makeNetwork({ family: 6, value: (0xfd44n << 112n) | low }, len)).replace("/", "-"),
+    );
+  const key = fc.oneof(
+    v4Key,
+    fc.tuple(v4Key, v6Key).map(([a, b]) => `${a}&${b}`),
+    v6Key.map((b) => `0.0.0.0-0&${b}`),
+    fc.nat(255).map((n) => `10.244.${n}.0-24`),
+  );
+  const lease = (k: string): Lease | undefined => {
+    const pair = parseSubnetKey(k);
+    if (!pair) return undefined;
+    const attrs = {
+      publicIP: "172.30.0.9",
+      publicIPv6: undefined,
+      backendType: "vxlan",
+      backendData: undefined,
+      backendV6Data: undefined,
+    };
+    return { key: k, ...pair, attrs, reservation: false };
+  };
+  const own = lease("10.244.83.0-24&fd44:0:0:53::-64")!;
+  const scope: LeaseScope = {
+    ipv4: { network: parseCIDR("10.244.0.0/16")!, subnetLen: 24 },
+    ipv6: { network: parseCIDR("fd44::/48")!, subnetLen: 64 },
+    own,
+    hostNetworks: [
+      { network: parseCIDR("172.30.0.0/24")!, dev: "eth0" },
+      { network: parseCIDR("10.244.200.0/22")!, dev: "docker0" },
+      { network: parseCIDR("0.0.0.0/0")!, dev: "eth0" },
+    ],
+  };
+
+  it("a routed peer is a block of SubnetLen inside the Network, apart from ours, the host's and every other peer", (t) => {
+    let routedRuns = 0;
+    checkProperty(t, { runs: 1500 }, fc.array(key, { maxLength: 30 }), (keys) => {
+      const leases = [own, ...keys.map(lease).filter((l): l is Lease => l !== undefined)];
+      const table = new Map(leases.map((l) => [l.key, l]));
+      const { peers, refused } = onlyOwnErrors([], () => partitionByScope(table.values(), scope))!;
+      assert.equal(peers.length + refused.length, table.size - 1);
+      for (const { refusal } of refused) assertBoundedText("a refusal", refusal.reason);
+      const routed: IPNetwork[] = [];
+      if (peers.length > 0) routedRuns++;
+      for (const peer of peers) {
+        for (const [subnet, family, mine] of [
+          [peer.subnet, scope.ipv4!, own.subnet!],
+          [peer.ipv6Subnet, scope.ipv6!, own.ipv6Subnet!],
+        ] as const) {
+          if (!subnet) continue;
+          assert.ok(networkContainsNetwork(family.network, subnet), `${peer.key}: outside the Network`);
+          assert.equal(subnet.prefixLen, family.subnetLen, `${peer.key}: not a /${family.subnetLen}`);
+          assert.ok(!networksOverlap(subnet, mine), `${peer.key}: overlaps our own`);
+          for (const h of scope.hostNetworks) {
+            if (networkContainsNetwork(h.network, family.network)) continue;
+            assert.ok(!networksOverlap(subnet, h.network), `${peer.key}: overlaps ${formatCIDR(h.network)}`);
+          }
+          for (const other of routed)
+            assert.ok(!networksOverlap(subnet, other), `${peer.key}: overlaps another peer`);
+          routed.push(subnet);
+        }
+      }
+    });
+    assert.ok(routedRuns > 0, "some runs route a peer");
   });
 });
 
