@@ -238,7 +238,7 @@ describe("fuzz: each backend's keys", () => {
       SubnetAddCommand: fieldValue(command),
       SubnetRemoveCommand: fieldValue(command),
     }).map((doc) => parsed(doc) as Record<string, unknown>);
-    checkProperty(t, { runs: 1500 }, backend, (doc) => {
+    checkProperty(t, { runs: 300 }, backend, (doc) => {
       const udp = onlyOwnErrors([ConfigError], () => parseUdpConfig(doc));
       if (udp) assert.ok(udp.port >= 1 && udp.port <= 65535);
       const ext = onlyOwnErrors([ConfigError], () => parseExtensionConfig(doc));
