@@ -4,10 +4,11 @@
  * only weft's own error types may escape, with a bounded one-line message, and no single call may take
  * long enough to look like a hang or a blow-up.
  *
- * FUZZ_RUN_KNOWN=1 also runs the properties skipped for known findings.
- * FUZZ_SEED=<n> replays a file's runs (FUZZ_PATH=<path> starts at the failing one); FUZZ_RUNS=<n> overrides every property's number of runs (for long local
- * runs; the time bound grows with it). Failures are not shrunk (a 1 MB input shrinks slowly); FUZZ_SHRINK=1
- * shrinks them.
+ * FUZZ_SEED=<n> replays a run: each property's seed is derived from it and the property's name, so a
+ * failure replays alone too (--test-name-pattern), and FUZZ_PATH=<path> starts at the failing input.
+ * FUZZ_RUNS=<n> overrides every property's number of runs (for long local runs; the time bound grows with
+ * it). FUZZ_RUN_KNOWN=1 also runs the properties skipped for known findings. Failures are not shrunk (a
+ * 1 MB input shrinks slowly); FUZZ_SHRINK=1 shrinks them.
  */
 import type { TestContext } from "node:test";
 import { Worker } from "node:worker_threads";
@@ -29,8 +30,15 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const envSeed = process.env["FUZZ_SEED"];
 const envRuns = process.env["FUZZ_RUNS"];
 const envPath = process.env["FUZZ_PATH"];
-const seedBase = envSeed !== undefined && envSeed !== "" ? Number(envSeed) : Date.now() ^ (process.pid << 8);
-let propertyIndex = 0;
+const seedBase =
+  envSeed !== undefined && envSeed !== "" ? Number(envSeed) | 0 : Date.now() ^ (process.pid << 8);
+
+/** A property's seed: the run's seed mixed with its name (FNV-1a), independent of which others run. */
+function propertySeed(name: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) hash = Math.imul(hash ^ name.charCodeAt(i), 0x01000193);
+  return (seedBase ^ hash) | 0;
+}
 
 export interface PropertyOptions {
   /** Runs for this property (FUZZ_RUNS overrides it). */
@@ -238,12 +246,11 @@ function watchedAsync<T>(predicate: (value: T) => Promise<void>): (value: T) => 
   };
 }
 
-function parameters(options: PropertyOptions): fc.Parameters<unknown> {
+function parameters(name: string, options: PropertyOptions): fc.Parameters<unknown> {
   const runs = envRuns !== undefined && envRuns !== "" ? Number(envRuns) : options.runs;
   const scale = runs / options.runs;
-  propertyIndex++;
   return {
-    seed: (seedBase + propertyIndex * 7919) | 0,
+    seed: propertySeed(name),
     numRuns: runs,
     interruptAfterTimeLimit: Math.round((options.timeLimitMs ?? 3000) * Math.max(1, scale)),
     markInterruptAsFailure: false,
@@ -256,7 +263,7 @@ function parameters(options: PropertyOptions): fc.Parameters<unknown> {
 function report(details: fc.RunDetails<unknown>): string {
   const lines = [
     `property failed after ${details.numRuns} run(s)`,
-    `replay: FUZZ_SEED=${seedBase} node --test <this file> (this property: fast-check seed ${details.seed}, path "${details.counterexamplePath}")`,
+    `replay: FUZZ_SEED=${seedBase} FUZZ_PATH=${details.counterexamplePath} node --test <this file> (fast-check seed ${details.seed}, path "${details.counterexamplePath}")`,
     `counterexample: ${printable(details.counterexample)}`,
   ];
   const err = details.errorInstance;
@@ -308,7 +315,7 @@ export function checkProperty<T>(
   input: fc.Arbitrary<T>,
   predicate: (value: T) => void,
 ): void {
-  const params = parameters(options) as fc.Parameters<[T]>;
+  const params = parameters(t.fullName, options) as fc.Parameters<[T]>;
   watchRuns(`${t.fullName}: FUZZ_SEED=${seedBase} (property seed ${params.seed})`);
   const details = fc.check(fc.property(input, watched(predicate)), params);
   note(t, details as fc.RunDetails<unknown>);
@@ -322,7 +329,7 @@ export async function checkAsyncProperty<T>(
   input: fc.Arbitrary<T>,
   predicate: (value: T) => Promise<void>,
 ): Promise<void> {
-  const params = { ...parameters(options), timeout: CALL_TIME_MAX_MS * 2 } as fc.Parameters<[T]>;
+  const params = { ...parameters(t.fullName, options), timeout: CALL_TIME_MAX_MS * 2 } as fc.Parameters<[T]>;
   watchRuns(`${t.fullName}: FUZZ_SEED=${seedBase} (property seed ${params.seed})`);
   const details = await fc.check(fc.asyncProperty(input, watchedAsync(predicate)), params);
   note(t, details as fc.RunDetails<unknown>);
