@@ -292,6 +292,21 @@ describe("fuzz: the whole plugin", () => {
     );
   });
 
+  it("runPlugin with deep and huge stdin: only the plugin's errors", known(KNOWN_CNI_DEEP), async (t) => {
+    await checkAsyncProperty(t, { runs: 300, timeLimitMs: 5000 }, runs, async ({ env, command, doc }) => {
+      const conf = doc as Record<string, unknown>;
+      for (const key of Object.keys(conf)) if (/^(subnetfile|datadir)$/i.test(key)) delete conf[key];
+      conf["subnetFile"] = subnetFile;
+      conf["dataDir"] = dataDir;
+      try {
+        await runPlugin({ ...env, CNI_COMMAND: command, CNI_PATH: cniPath }, () => jsonText(conf));
+      } catch (err) {
+        const finding = errorFinding(err, CNI_ERRORS, false);
+        if (finding) assert.fail(finding);
+      }
+    });
+  });
+
   it(
     "what the runtime reads (code, msg, details) is bounded and one line",
     known(KNOWN_CNI_TEXT),
