@@ -58,11 +58,11 @@ export async function readPreviousSubnets(
     return { subnet: undefined, ipv6Subnet: undefined };
   }
   const vars = parseEnvLines(text);
-  // parseCIDR masks the host part, so "10.244.63.1/24" gives back the subnet 10.244.63.0/24. A value of
-  // the other family (a hand-edited file) is no previous subnet of this one.
+  // parseCIDR masks the host part, so "10.244.63.1/24" gives back the subnet 10.244.63.0/24.
+  // A value of the other family (a hand-edited or foreign file) is no previous subnet at all.
   const toNetwork = (value: string | undefined, family: 4 | 6) => {
-    const net = value === undefined ? undefined : parseCIDR(value);
-    return net?.family === family ? net : undefined;
+    const network = value === undefined ? undefined : parseCIDR(value);
+    return network?.family === family ? network : undefined;
   };
   return {
     subnet: toNetwork(vars.get("FLANNEL_SUBNET"), 4),
