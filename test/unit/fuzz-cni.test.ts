@@ -33,7 +33,6 @@ import {
   jsonDocumentText,
   jsonText,
   nearCIDR,
-  parsed,
   recordOf,
   smallHostileString,
   wrongJson,
@@ -237,10 +236,8 @@ describe("fuzz: the whole plugin", () => {
     fc.record({
       env: mix(validEnv, cniEnv) as fc.Arbitrary<Record<string, string>>,
       command: commands,
-      doc: mix(
-        validDoc,
-        netConf(flat).map((d) => parsed(d) as object),
-      ),
+      // Deep values stay RawJson text until jsonText writes stdin (a recursive writer would overflow first).
+      doc: mix(validDoc, netConf(flat) as fc.Arbitrary<object>),
     });
   const runs = runsOf(false);
 
@@ -293,7 +290,7 @@ describe("fuzz: the whole plugin", () => {
   });
 
   it("runPlugin with deep and huge stdin: only the plugin's errors", known(KNOWN_CNI_DEEP), async (t) => {
-    await checkAsyncProperty(t, { runs: 300, timeLimitMs: 5000 }, runs, async ({ env, command, doc }) => {
+    await checkAsyncProperty(t, { runs: 150, timeLimitMs: 3000 }, runs, async ({ env, command, doc }) => {
       const conf = doc as Record<string, unknown>;
       for (const key of Object.keys(conf)) if (/^(subnetfile|datadir)$/i.test(key)) delete conf[key];
       conf["subnetFile"] = subnetFile;

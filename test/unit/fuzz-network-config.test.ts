@@ -222,6 +222,7 @@ describe("fuzz: each backend's keys", () => {
   it("parseUdpConfig and parseExtensionConfig throw only ConfigError, bounded, for any Backend object", (t) => {
     const command = fc.oneof(
       fc.constantFrom(
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: sh's ${NAME}, as an extension command has it
         "/opt/ext/add.sh $SUBNET ${PUBLIC_IP}",
         "ip route add $SUBNET via $PUBLIC_IP",
         "a; b",
