@@ -254,7 +254,9 @@ function checkReserved(table: LeaseTable, raws: ReadonlyArray<{ subnetKey: strin
   const last = new Map(raws.map((r) => [r.subnetKey, r]));
   for (const key of last.keys()) {
     const pair = parseSubnetKey(key);
-    if (pair && !held.has(key)) assert.fail(`${key} is not held (held: ${[...held].join(" ")})`);
+    // Compared in canonical form: "10.244.4.0-024" holds 10.244.4.0/24 (F5).
+    if (pair && !held.has(subnetKey(pair.subnet, pair.ipv6Subnet)))
+      assert.fail(`${key} is not held (held: ${[...held].join(" ")})`);
   }
   for (const lease of table.leases.values()) if (lease.subnet) formatCIDR(lease.subnet);
 }
