@@ -50,3 +50,24 @@ export function repairInput(saveOutput: string, want: ChainRules): string | unde
   lines.push("COMMIT", "");
   return lines.join("\n");
 }
+
+/**
+ * The iptables-restore --noflush input that deletes `chain` of `table` and every rule jumping to it, or
+ * undefined when neither exists (a host that never ran in iptables mode is left untouched).
+ */
+export function removalInput(saveOutput: string, table: string, chain: string): string | undefined {
+  const chains = rulesByChain(saveOutput, table);
+  const jumpsTo = (spec: string) => {
+    const words = spec.split(" ");
+    return words.some((w, i) => (w === "-j" || w === "-g") && words[i + 1] === chain);
+  };
+  const lines = [`*${table}`];
+  for (const [name, specs] of chains) {
+    if (name === chain) continue;
+    for (const spec of specs) if (jumpsTo(spec)) lines.push(`-D ${name} ${spec}`);
+  }
+  if (chains.has(chain)) lines.push(`-F ${chain}`, `-X ${chain}`);
+  if (lines.length === 1) return undefined;
+  lines.push("COMMIT", "");
+  return lines.join("\n");
+}
