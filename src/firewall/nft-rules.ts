@@ -120,7 +120,26 @@ export function replaceTableScript(table: NftTable): string {
   return lines.join("\n");
 }
 
-/** The `nft -f -` input that deletes the tables if they exist (creating one first makes the delete safe). */
+/** Checked with `nft -c` (never applied): does the kernel take masquerade fully-random? flannel asks the same. */
+export const FULLY_RANDOM_PROBE =
+  "table ip weft-probe {\n\tchain c {\n\t\ttype nat hook postrouting priority 100;\n\t\tip saddr != 127.0.0.1 masquerade fully-random\n\t}\n}\n";
+
+/** The families whose flannel table `nft -j list tables` shows. */
+export function presentTables(json: string): IPFamily[] {
+  const parsed = JSON.parse(json) as Json;
+  const objects = isObject(parsed) && Array.isArray(parsed.nftables) ? parsed.nftables : [];
+  return ([4, 6] as const).filter((f) =>
+    objects.some(
+      (o) =>
+        isObject(o) &&
+        isObject(o.table) &&
+        o.table.family === NFT_FAMILIES[f] &&
+        o.table.name === NFT_TABLES[f],
+    ),
+  );
+}
+
+/** The `nft -f -` input that deletes the tables, even one deleted meanwhile (creating it first makes that safe). */
 export function deleteTablesScript(families: readonly IPFamily[]): string {
   return families
     .flatMap((f) => [

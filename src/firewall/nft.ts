@@ -7,10 +7,12 @@ import type { IPFamily } from "../ip/ip-address.js";
 import type { Firewall, WantedRules } from "./firewall.js";
 import {
   deleteTablesScript,
+  FULLY_RANDOM_PROBE,
   NFT_FAMILIES,
   NFT_TABLES,
   type NftTable,
   parseNftTable,
+  presentTables,
   replaceTableScript,
   sameTable,
   wantedTable,
@@ -32,23 +34,44 @@ export async function readNftTable(family: IPFamily): Promise<NftTable | undefin
   return parseNftTable(json, fam, name);
 }
 
+let fullyRandom: boolean | undefined;
+
+/** Without kernel support for fully-random, flannel masquerades plainly; so does weft. Asked once. */
+async function withKernelSupport(want: WantedRules): Promise<WantedRules> {
+  if (!want.randomFully) return want;
+  if (fullyRandom === undefined) {
+    try {
+      await nft(["-c", "-f", "-"], FULLY_RANDOM_PROBE);
+      fullyRandom = true;
+    } catch (err) {
+      if (!(err instanceof CommandFailed)) throw err;
+      fullyRandom = false;
+    }
+  }
+  return fullyRandom ? want : { ...want, randomFully: false };
+}
+
 export const nftablesFirewall: Firewall = {
   mode: "nftables",
   families() {
     return [4, 6];
   },
   async ensure(family: IPFamily, want: WantedRules) {
-    const table = wantedTable(family, want);
+    const table = wantedTable(family, await withKernelSupport(want));
     if (sameTable(table, await readNftTable(family))) return 0;
     await nft(["-f", "-"], replaceTableScript(table));
     return 1;
   },
   async removeAll() {
+    let listed: string;
     try {
-      await nft(["-f", "-"], deleteTablesScript([4, 6]));
+      listed = await nft(["-j", "list", "tables"]);
     } catch (err) {
-      // Without nft nothing can have written flannel's tables.
-      if (!isNotInstalled(err)) throw err;
+      // Without a working nft (not installed, no nf_tables) nothing can have written flannel's tables.
+      if (isNotInstalled(err) || err instanceof CommandFailed) return;
+      throw err;
     }
+    const present = presentTables(listed);
+    if (present.length > 0) await nft(["-f", "-"], deleteTablesScript(present));
   },
 };

@@ -6,6 +6,7 @@ import {
   deleteTablesScript,
   normalStatement,
   parseNftTable,
+  presentTables,
   replaceTableScript,
   sameTable,
   wantedTable,
@@ -427,6 +428,24 @@ describe("nftables semantic comparison", () => {
     assert.ok(!sameTable(want, parseNftTable(rebuild(noForward), "ip", "flannel-ipv4")));
     assert.equal(parseNftTable(NFT_106_V4, "ip6", "flannel-ipv6"), undefined, "another family's table");
     assert.ok(!sameTable(want, undefined));
+  });
+
+  it("finds which of flannel's tables `nft -j list tables` shows", () => {
+    const tables = (...t: Array<[string, string]>) =>
+      JSON.stringify({
+        nftables: [
+          { metainfo: { version: "1.0.6", json_schema_version: 1 } },
+          ...t.map(([family, name], handle) => ({ table: { family, name, handle } })),
+        ],
+      });
+    assert.deepEqual(presentTables(tables()), []);
+    assert.deepEqual(presentTables(tables(["ip", "nat"], ["ip6", "flannel-ipv6"])), [6]);
+    assert.deepEqual(presentTables(tables(["ip", "flannel-ipv4"], ["ip6", "flannel-ipv6"])), [4, 6]);
+    assert.deepEqual(
+      presentTables(tables(["inet", "flannel-ipv4"], ["ip", "flannel-ipv6"])),
+      [],
+      "other families",
+    );
   });
 
   it("ignores other tables in the same output", () => {
