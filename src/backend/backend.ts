@@ -86,6 +86,8 @@ export interface Backend {
    * retries failures itself, one peer's failure never holding up another.
    */
   peersChanged?(change: PeerChange): void;
+  /** Optional: the backend's own /metrics lines in the Prometheus text format (e.g. udp's forwarder counters). */
+  metricLines?(): readonly string[];
   /**
    * Optional, on shutdown: stops loops and child processes. Leaves devices and kernel state in place
    * where the datapath survives the process, so a restart loses no packet.

@@ -353,6 +353,7 @@ export class Daemon {
       deviceRepairs: this.deviceRepairs,
       iptablesRepairs: this.traffic?.repairs ?? 0,
       reconcile: this.reconciler?.stats,
+      backend: this.backend?.metricLines?.() ?? [],
     });
   }
 

@@ -25,6 +25,8 @@ export interface RouteEntry {
   /** The output device; "" for a blackhole. */
   readonly dev: string;
   readonly onlink: boolean;
+  /** RT_SCOPE_*; unset: link scope without a gateway, else universe (udp's Network route is universe). */
+  readonly scope?: number;
   /** Absent: a unicast route. */
   readonly type?: "blackhole";
 }
@@ -89,6 +91,7 @@ export function encodeRoutePut(r: RouteEntry, oif: number | undefined): RouteSpe
     gateway: r.gateway,
     oif,
     onlink: r.onlink,
+    ...(r.scope === undefined ? {} : { scope: r.scope }),
     table: RT_TABLE_MAIN,
     protocol: RTPROT_BOOT,
   };
