@@ -1,0 +1,150 @@
+/**
+ * The wireguard backend, lease- and wire-compatible with flanneld's (pkg/backend/wireguard): devices
+ * flannel-wg (and flannel-wg-v6 in Mode separate), the key in /run/flannel/wgkey ($WIREGUARD_KEY_FILE),
+ * BackendData {"PublicKey","Port"}, the Network routed through the device, one WireGuard peer per lease.
+ * The datapath is userspace WireGuard: wireguard-go, which weftd starts and supervises and configures
+ * over its UAPI socket, so it works on kernels without the WireGuard module (flannel cannot). Kinds:
+ * route (kernel), wg-device and wg-peer (read from and written to wireguard-go).
+ * Lifecycle: setUp loads the key and starts wireguard-go; attachLease gives the device its MTU,
+ * address and up (and starts wireguard-go again after it died); close leaves wireguard-go running.
+ */
+import type { Lease } from "../../lease/lease.js";
+import type { AnyStateKind } from "../../reconcile/state-kind.js";
+import { UserError } from "../../user-error.js";
+import type { Backend, BackendContext, BackendRegistration, BackendSetUp, DesiredPeers } from "../backend.js";
+import { ensureVtepAddress } from "../vxlan/vxlan-device.js";
+import {
+  parseWireguardConfig,
+  WG_DEVICE,
+  WG_DEVICE_V6,
+  type WireguardConfig,
+  wireguardMtu,
+} from "./wireguard-config.js";
+import { makeWireguardLeaseData, type WireguardPlan, wireguardDesiredState } from "./wireguard-desired.js";
+import { wgDeviceKind } from "./wireguard-device-kind.js";
+import { WireguardDevices } from "./wireguard-devices.js";
+import { DEFAULT_KEY_FILE, encodeKey, type KeyPair, loadOrCreateKey } from "./wireguard-key.js";
+import { wgPeerKind } from "./wireguard-peer-kind.js";
+
+export const wireguardRegistration: BackendRegistration = {
+  type: "wireguard",
+  configure(config) {
+    const settings = parseWireguardConfig(config.backend);
+    return (context) => new WireguardBackend(context, settings);
+  },
+  // flanneld writes BackendData only with IPv4 on, BackendV6Data only with IPv6 on.
+  leaseRules: { v4: "with-data", v6: "with-data" },
+};
+
+export class WireguardBackend implements Backend {
+  readonly type = "wireguard";
+  readonly kinds: readonly AnyStateKind[];
+  readonly ownedDevices: readonly string[];
+  readonly routeDevices: readonly string[];
+  private readonly devices: WireguardDevices;
+  private readonly mtu: number;
+  private key: KeyPair | undefined;
+  private plan: WireguardPlan | undefined;
+
+  constructor(
+    private readonly context: BackendContext,
+    private readonly settings: WireguardConfig,
+  ) {
+    const { config } = context;
+    const names: string[] = [];
+    if (settings.mode === "separate") {
+      if (config.ipv4) names.push(WG_DEVICE);
+      if (config.ipv6) names.push(WG_DEVICE_V6);
+    } else names.push(WG_DEVICE);
+    this.ownedDevices = names;
+    this.routeDevices = names;
+    this.mtu = wireguardMtu(settings, context.extIface.mtu);
+    this.devices = new WireguardDevices(names, context.netlink, context.log, context.warn);
+    this.kinds = [context.kernel.route, wgDeviceKind(this.devices), wgPeerKind(this.devices)];
+  }
+
+  private get keyFile(): string {
+    return process.env.WIREGUARD_KEY_FILE || DEFAULT_KEY_FILE;
+  }
+
+  async setUp(): Promise<BackendSetUp> {
+    const { config, extIface: ext, log } = this.context;
+    const s = this.settings;
+    if (s.mode === "ipv6" && !config.ipv6)
+      throw new UserError(
+        "Backend.Mode is ipv6 but the network has no IPv6Network",
+        "set IPv6Network or another Mode",
+      );
+    if (s.mode === "ipv4" && !config.ipv4)
+      throw new UserError(
+        "Backend.Mode is ipv4 but the network has no IPv4 Network",
+        "set Network or another Mode",
+      );
+    this.key = await loadOrCreateKey(this.keyFile);
+    const publicKey = encodeKey(this.key.publicKey);
+    log(
+      `${this.key.created ? "created" : "loaded"} the WireGuard key ${this.keyFile} (public key ${publicKey})`,
+    );
+    const single = s.mode !== "separate";
+    this.plan = {
+      mode: s.mode,
+      ipv4: config.ipv4 && { device: WG_DEVICE, network: config.ipv4.network, listenPort: s.listenPort },
+      ipv6: config.ipv6 && {
+        device: single ? WG_DEVICE : WG_DEVICE_V6,
+        network: config.ipv6.network,
+        listenPort: single ? s.listenPort : s.listenPortV6,
+      },
+      privateKey: encodeKey(this.key.privateKey),
+      publicKey,
+      presharedKey: s.psk ? encodeKey(s.psk) : undefined,
+      keepaliveSeconds: s.keepaliveSeconds,
+      publicIP: ext.publicIP,
+      publicIPv6: ext.publicIPv6,
+    };
+    await this.devices.ensureAll();
+    log(`wireguard-go runs ${this.ownedDevices.join(" and ")} (MTU ${this.mtu}, mode ${s.mode})`);
+    return {
+      attrs: {
+        publicIP: config.ipv4 ? ext.publicIP : undefined,
+        publicIPv6: config.ipv6 ? ext.publicIPv6 : undefined,
+        backendType: "wireguard",
+        // As flanneld: the IPv6 data names ListenPortV6 in every Mode.
+        backendData: config.ipv4 ? makeWireguardLeaseData(publicKey, s.listenPort) : undefined,
+        backendV6Data: config.ipv6 ? makeWireguardLeaseData(publicKey, s.listenPortV6) : undefined,
+      },
+      mtu: this.mtu,
+    };
+  }
+
+  async attachLease(lease: Lease): Promise<void> {
+    const { netlink } = this.context;
+    await this.devices.ensureAll();
+    for (const name of this.ownedDevices) {
+      const link = await netlink.linkGet(name);
+      if (link.mtu !== this.mtu) await netlink.linkSetMtu(link.index, this.mtu);
+      const plan = this.plan!;
+      if (lease.subnet && plan.ipv4?.device === name)
+        await ensureVtepAddress(netlink, link.index, lease.subnet);
+      if (lease.ipv6Subnet && plan.ipv6?.device === name)
+        await ensureVtepAddress(netlink, link.index, lease.ipv6Subnet);
+      if (!link.up) await netlink.linkSetUp(link.index);
+    }
+  }
+
+  desiredState(own: Lease, peers: Iterable<Lease>): DesiredPeers {
+    if (!this.plan) return { state: {}, problems: [] };
+    return wireguardDesiredState(this.plan, own, peers);
+  }
+
+  metricLines(): string[] {
+    return [
+      "# HELP weft_wireguard_go_starts_total wireguard-go processes this weftd started.",
+      "# TYPE weft_wireguard_go_starts_total counter",
+      `weft_wireguard_go_starts_total ${this.devices.starts}`,
+    ];
+  }
+
+  async close(): Promise<void> {
+    this.devices.close();
+  }
+}
