@@ -6,16 +6,12 @@
  * weftd restart keeps the key, the lease's public key and the running tunnels; a malformed peer lease
  * is refused alone; a lease removed removes the peer.
  *
- * wireguard-go's UAPI socket directory /var/run/wireguard is fixed (no flag or variable in
- * wireguard-go 0.0.20220316), and every lab host shares the machine's filesystem, so each host's weftd
- * (and the wireguard-go it starts) runs in its own mount namespace with a per-host directory bound
- * on /run/wireguard. `wg` by hand enters the same mount namespace through nsenter.
+ * Each host's weftd runs in a mount namespace of its own (test/lab/wireguard-hosts.ts explains why).
  */
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { Lab, type LabHost, type LabProcess, mergeFlags, weftdCommand } from "./lab.js";
+import { Lab, type LabHost, type LabProcess } from "./lab.js";
 import {
   addPods,
   assertFullMeshPing,
@@ -24,6 +20,11 @@ import {
   waitFor,
   waitForLeases,
 } from "./weft-cluster.js";
+import {
+  wireguardGoPid as findWireguardGo,
+  startWireguardWeftd,
+  wireguardKeyFile,
+} from "./wireguard-hosts.js";
 
 const CONFIG = '{"Network":"10.244.0.0/16","Backend":{"Type":"wireguard","PersistentKeepaliveInterval":5}}';
 /** A full run (the 30 s safety timer) repairs what has no notifications; allow for load. */
@@ -35,33 +36,10 @@ describe("weftd with wireguard (wireguard-go) on 3 hosts", { timeout: 420_000 },
   let leases: HostLease[];
   let pods: string[];
 
-  const wgDir = (host: LabHost) => join(lab.hostDir(host), "wireguard");
-  const keyFile = (host: LabHost) => join(lab.hostDir(host), "wgkey");
+  const keyFile = (host: LabHost) => wireguardKeyFile(lab, host);
 
   async function startWeftd(host: LabHost): Promise<LabProcess> {
-    mkdirSync(wgDir(host), { recursive: true });
-    const flags = mergeFlags(
-      [`--etcd-endpoints=${lab.etcdEndpoint}`, "--iface=eth0", `--subnet-file=${lab.subnetFile(host)}`],
-      [],
-    );
-    const script = 'mkdir -p /run/wireguard && mount --bind "$1" /run/wireguard && shift && exec "$@"';
-    const weftd = await lab.spawn(
-      host,
-      [
-        "unshare",
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        script,
-        "sh",
-        wgDir(host),
-        ...weftdCommand(),
-        ...flags,
-      ],
-      { env: { WIREGUARD_KEY_FILE: keyFile(host) } },
-    );
+    const weftd = await startWireguardWeftd(lab, host);
     weftds[host.index - 1] = weftd;
     return weftd;
   }
@@ -70,17 +48,7 @@ describe("weftd with wireguard (wireguard-go) on 3 hosts", { timeout: 420_000 },
   const wg = (host: LabHost, args: string[]) =>
     lab.run(host, ["nsenter", "-t", String(weftds[host.index - 1]!.pid), "-m", "wg", ...args]);
 
-  async function wireguardGoPid(host: LabHost): Promise<number | undefined> {
-    const pids = (await lab.run(host, ["ip", "netns", "pids", host.name]).catch(() => ""))
-      .split("\n")
-      .filter(Boolean);
-    for (const pid of pids) {
-      try {
-        if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "wireguard-go") return Number(pid);
-      } catch {}
-    }
-    return undefined;
-  }
+  const wireguardGoPid = (host: LabHost) => findWireguardGo(lab, host);
 
   async function waitForMesh(label: string): Promise<void> {
     for (const [i, host] of lab.hosts.entries()) {
