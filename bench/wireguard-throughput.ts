@@ -60,7 +60,8 @@ async function measure(type: "vxlan" | "wireguard", seconds: number): Promise<Re
     const bitsPerSecond = await lab.iperf3(h2, h1, pods[1]!, { seconds });
     const elapsed = (Date.now() - started) / 1000;
     if (type === "vxlan") return { bitsPerSecond };
-    const used = wgPids.reduce<number>((sum, pid, i) => sum + cpuTicks(pid!) - before[i]!, 0) / TICKS_PER_SECOND;
+    const used =
+      wgPids.reduce<number>((sum, pid, i) => sum + cpuTicks(pid!) - before[i]!, 0) / TICKS_PER_SECOND;
     return { bitsPerSecond, cpuSeconds: used / elapsed, rssKiB: wgPids.map((pid) => rssKiB(pid!)) };
   } finally {
     await lab.destroy();

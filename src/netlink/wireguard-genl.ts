@@ -179,7 +179,7 @@ export function decodeDevice(messages: readonly NetlinkMessage[]): UapiDevice {
   for (const message of messages) {
     const a = attrMap(message.payload, GENL_HDRLEN);
     const key = a.get(WGDEVICE_A_PRIVATE_KEY);
-    if (key && key.some((b) => b !== 0)) privateKey = key.toString("hex");
+    if (key?.some((b) => b !== 0)) privateKey = key.toString("hex");
     const port = a.get(WGDEVICE_A_LISTEN_PORT);
     if (port) listenPort = readU16(port);
     for (const entry of decodeAttrs(a.get(WGDEVICE_A_PEERS) ?? Buffer.alloc(0))) {

@@ -88,6 +88,11 @@ describe("weftd with wireguard (wireguard-go) on 3 hosts", { timeout: 420_000 },
   it("publishes BackendData as flanneld and sets up flannel-wg as flannel does", async () => {
     const pairs = await lab.etcdGetPrefix(`${PREFIX}/subnets/`);
     assert.equal(pairs.length, 3);
+    // This kernel makes no wireguard device, so weftd falls back to wireguard-go.
+    assert.match(
+      weftds[0]!.output(),
+      /this kernel has no WireGuard \(no wireguard device type\); using wireguard-go/,
+    );
     for (const host of lab.hosts) {
       const key = readFileSync(keyFile(host), "utf8");
       const publicKey = (await wg(host, ["show", "flannel-wg", "public-key"])).trim();

@@ -7,23 +7,27 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { configureBackend } from "../../src/backend/registry.js";
 import { parseWireguardConfig, wireguardMtu } from "../../src/backend/wireguard/wireguard-config.js";
+import type { WireguardControl } from "../../src/backend/wireguard/wireguard-control.js";
 import {
   autoFamily,
   type WireguardPlan,
   wireguardDesiredState,
 } from "../../src/backend/wireguard/wireguard-desired.js";
+import { wgDeviceKind } from "../../src/backend/wireguard/wireguard-device-kind.js";
 import {
   decodeKey,
   encodeKey,
   loadOrCreateKey,
   publicKeyOf,
 } from "../../src/backend/wireguard/wireguard-key.js";
+import { wgPeerKind } from "../../src/backend/wireguard/wireguard-peer-kind.js";
 import {
   checkErrno,
   encodeRemovePeer,
   encodeSetDevice,
   encodeSetPeer,
   parseGetAnswer,
+  type UapiDevice,
   UapiError,
 } from "../../src/backend/wireguard/wireguard-uapi.js";
 import { ConfigError, parseNetworkConfig } from "../../src/config/network-config.js";
@@ -377,5 +381,87 @@ describe("wireguard desired state", () => {
     assert.equal(autoFamily(peer("192.0.2.2", "2001:db8::2"), "10.0.0.1", "2001:db8::1"), 4);
     assert.equal(autoFamily(peer("10.0.0.2", "fd00::2"), "10.0.0.1", "2001:db8::1"), 4);
     assert.equal(autoFamily(peer("10.0.0.2", "2001:db8::2"), "10.0.0.1", "fd00::1"), 4);
+  });
+});
+
+describe("wireguard kinds over a device", () => {
+  const hex = (b64: string) => Buffer.from(b64, "base64").toString("hex");
+
+  /** An in-memory device with the WireguardControl interface, recording what was sent. */
+  function fakeControl() {
+    const sent: string[] = [];
+    const device: UapiDevice = {
+      privateKey: hex(PRIVATE),
+      listenPort: 51820,
+      peers: [
+        {
+          publicKey: hex(KEY_B),
+          presharedKey: "0".repeat(64),
+          endpoint: "172.31.0.2:51820",
+          keepaliveSeconds: 0,
+          allowedIPs: ["10.244.2.0/24"],
+        },
+      ],
+    };
+    const control: WireguardControl = {
+      datapath: "test",
+      names: ["flannel-wg"],
+      async ensureAll() {},
+      async get(name) {
+        return name === "flannel-wg" ? device : undefined;
+      },
+      async setDevice(name, key, port) {
+        sent.push(`device ${name} ${key} ${port}`);
+      },
+      async setPeer(name, peer) {
+        sent.push(`peer ${name} ${peer.publicKey} ${peer.presharedKey} ${peer.endpoint} ${peer.allowedIPs}`);
+      },
+      async removePeer(name, key) {
+        sent.push(`remove ${name} ${key}`);
+      },
+      close() {},
+    };
+    return { control, sent };
+  }
+
+  it("reads peers and settings back in base64 and writes them in hex", async () => {
+    const { control, sent } = fakeControl();
+    const peers = wgPeerKind(() => control);
+    const devices = wgDeviceKind(() => control);
+    assert.deepEqual(await peers.readActual({} as never), [
+      {
+        device: "flannel-wg",
+        publicKey: KEY_B,
+        presharedKey: undefined,
+        endpoint: "172.31.0.2:51820",
+        keepaliveSeconds: 0,
+        allowedIPs: ["10.244.2.0/24"],
+      },
+    ]);
+    assert.deepEqual(await devices.readActual({} as never), [
+      { device: "flannel-wg", privateKey: PRIVATE, listenPort: 51820 },
+    ]);
+    await peers.put({
+      device: "flannel-wg",
+      publicKey: KEY_C,
+      presharedKey: KEY_B,
+      endpoint: "172.31.0.3:51820",
+      keepaliveSeconds: 0,
+      allowedIPs: ["10.244.3.0/24"],
+    });
+    await peers.remove({ device: "flannel-wg", publicKey: KEY_B } as never);
+    await peers.remove({ device: "gone", publicKey: KEY_B } as never);
+    await devices.put({ device: "flannel-wg", privateKey: PRIVATE, listenPort: 4000 });
+    assert.deepEqual(sent, [
+      `peer flannel-wg ${hex(KEY_C)} ${hex(KEY_B)} 172.31.0.3:51820 10.244.3.0/24`,
+      `remove flannel-wg ${hex(KEY_B)}`,
+      `device flannel-wg ${hex(PRIVATE)} 4000`,
+    ]);
+    // Before setUp there is no device: nothing to read, and a put says why it fails.
+    assert.deepEqual(await wgPeerKind(() => undefined).readActual({} as never), []);
+    await assert.rejects(
+      wgDeviceKind(() => undefined).put({ device: "flannel-wg", privateKey: PRIVATE, listenPort: 1 }),
+      /not set up yet/,
+    );
   });
 });

@@ -2,11 +2,12 @@
  * The wireguard backend, lease- and wire-compatible with flanneld's (pkg/backend/wireguard): devices
  * flannel-wg (and flannel-wg-v6 in Mode separate), the key in /run/flannel/wgkey ($WIREGUARD_KEY_FILE),
  * BackendData {"PublicKey","Port"}, the Network routed through the device, one WireGuard peer per lease.
- * The datapath is userspace WireGuard: wireguard-go, which weftd starts and supervises and configures
- * over its UAPI socket, so it works on kernels without the WireGuard module (flannel cannot). Kinds:
- * route (kernel), wg-device and wg-peer (read from and written to wireguard-go).
- * Lifecycle: setUp loads the key and starts wireguard-go; attachLease gives the device its MTU,
- * address and up (and starts wireguard-go again after it died); close leaves wireguard-go running.
+ * The datapath is the kernel's WireGuard (generic netlink) where the kernel has it, else userspace
+ * WireGuard: wireguard-go, which weftd starts, supervises and configures over its UAPI socket, so the
+ * backend works on kernels without the module (flannel cannot). Kinds: route (kernel), wg-device and
+ * wg-peer (read from and written to the device through either datapath).
+ * Lifecycle: setUp loads the key and makes the devices; attachLease gives them MTU, address and up
+ * (and starts wireguard-go again after it died); close leaves the devices (and wireguard-go) running.
  */
 import type { Lease } from "../../lease/lease.js";
 import type { AnyStateKind } from "../../reconcile/state-kind.js";
@@ -20,9 +21,11 @@ import {
   type WireguardConfig,
   wireguardMtu,
 } from "./wireguard-config.js";
+import type { WireguardControl } from "./wireguard-control.js";
 import { makeWireguardLeaseData, type WireguardPlan, wireguardDesiredState } from "./wireguard-desired.js";
 import { wgDeviceKind } from "./wireguard-device-kind.js";
 import { WireguardDevices } from "./wireguard-devices.js";
+import { KernelWireguard } from "./wireguard-kernel.js";
 import { DEFAULT_KEY_FILE, encodeKey, type KeyPair, loadOrCreateKey } from "./wireguard-key.js";
 import { wgPeerKind } from "./wireguard-peer-kind.js";
 
@@ -41,7 +44,7 @@ export class WireguardBackend implements Backend {
   readonly kinds: readonly AnyStateKind[];
   readonly ownedDevices: readonly string[];
   readonly routeDevices: readonly string[];
-  private readonly devices: WireguardDevices;
+  private control: WireguardControl | undefined;
   private readonly mtu: number;
   private key: KeyPair | undefined;
   private plan: WireguardPlan | undefined;
@@ -59,8 +62,8 @@ export class WireguardBackend implements Backend {
     this.ownedDevices = names;
     this.routeDevices = names;
     this.mtu = wireguardMtu(settings, context.extIface.mtu);
-    this.devices = new WireguardDevices(names, context.netlink, context.log, context.warn);
-    this.kinds = [context.kernel.route, wgDeviceKind(this.devices), wgPeerKind(this.devices)];
+    const control = () => this.control;
+    this.kinds = [context.kernel.route, wgDeviceKind(control), wgPeerKind(control)];
   }
 
   private get keyFile(): string {
@@ -101,8 +104,9 @@ export class WireguardBackend implements Backend {
       publicIP: ext.publicIP,
       publicIPv6: ext.publicIPv6,
     };
-    await this.devices.ensureAll();
-    log(`wireguard-go runs ${this.ownedDevices.join(" and ")} (MTU ${this.mtu}, mode ${s.mode})`);
+    this.control = await this.chooseDatapath();
+    await this.control.ensureAll();
+    log(`${this.control.datapath} runs ${this.ownedDevices.join(" and ")} (MTU ${this.mtu}, mode ${s.mode})`);
     return {
       attrs: {
         publicIP: config.ipv4 ? ext.publicIP : undefined,
@@ -116,9 +120,23 @@ export class WireguardBackend implements Backend {
     };
   }
 
+  /**
+   * wireguard-go when it already runs the device (adopted after a weftd restart), else the kernel's
+   * WireGuard where the kernel makes wireguard devices, else wireguard-go (where flannel would fail).
+   */
+  private async chooseDatapath(): Promise<WireguardControl> {
+    const { netlink, log, warn } = this.context;
+    const userspace = new WireguardDevices(this.ownedDevices, netlink, log, warn);
+    for (const name of this.ownedDevices) if (await userspace.get(name)) return userspace;
+    if (await KernelWireguard.available(netlink, this.ownedDevices[0]!))
+      return new KernelWireguard(this.ownedDevices, netlink, log);
+    log("this kernel has no WireGuard (no wireguard device type); using wireguard-go");
+    return userspace;
+  }
+
   async attachLease(lease: Lease): Promise<void> {
     const { netlink } = this.context;
-    await this.devices.ensureAll();
+    await this.control!.ensureAll();
     for (const name of this.ownedDevices) {
       const link = await netlink.linkGet(name);
       if (link.mtu !== this.mtu) await netlink.linkSetMtu(link.index, this.mtu);
@@ -140,11 +158,11 @@ export class WireguardBackend implements Backend {
     return [
       "# HELP weft_wireguard_go_starts_total wireguard-go processes this weftd started.",
       "# TYPE weft_wireguard_go_starts_total counter",
-      `weft_wireguard_go_starts_total ${this.devices.starts}`,
+      `weft_wireguard_go_starts_total ${this.control instanceof WireguardDevices ? this.control.starts : 0}`,
     ];
   }
 
   async close(): Promise<void> {
-    this.devices.close();
+    this.control?.close();
   }
 }

@@ -4,8 +4,7 @@
  * put back by the next full run.
  */
 import type { KindShape, StateKind } from "../../reconcile/state-kind.js";
-import type { WireguardDevices } from "./wireguard-devices.js";
-import { encodeSetDevice } from "./wireguard-uapi.js";
+import type { WireguardControl } from "./wireguard-control.js";
 
 export interface WgDeviceEntry {
   readonly device: string;
@@ -22,7 +21,7 @@ export const wgDeviceShape: KindShape<WgDeviceEntry> = {
   describe: (e) => `wireguard device ${e.device} (key from the key file, port ${e.listenPort})`,
 };
 
-export function wgDeviceKind(devices: WireguardDevices): StateKind<WgDeviceEntry> {
+export function wgDeviceKind(control: () => WireguardControl | undefined): StateKind<WgDeviceEntry> {
   return {
     ...wgDeviceShape,
     layer: 0,
@@ -31,6 +30,8 @@ export function wgDeviceKind(devices: WireguardDevices): StateKind<WgDeviceEntry
     },
     async readActual() {
       const entries: WgDeviceEntry[] = [];
+      const devices = control();
+      if (!devices) return entries;
       for (const device of devices.names) {
         const state = await devices.get(device);
         if (state?.privateKey) {
@@ -42,7 +43,9 @@ export function wgDeviceKind(devices: WireguardDevices): StateKind<WgDeviceEntry
     },
     async put(entry) {
       const keyHex = Buffer.from(entry.privateKey, "base64").toString("hex");
-      await devices.set(entry.device, encodeSetDevice(keyHex, entry.listenPort));
+      const devices = control();
+      if (!devices) throw new Error("the wireguard devices are not set up yet");
+      await devices.setDevice(entry.device, keyHex, entry.listenPort);
     },
     async remove() {
       // Nothing to undo: a device we no longer want is stopped with its process.

@@ -11,7 +11,17 @@ import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RtNetlink } from "../../netlink/index.js";
 import { UserError } from "../../user-error.js";
-import { checkErrno, GET_REQUEST, parseGetAnswer, type UapiDevice } from "./wireguard-uapi.js";
+import type { WireguardControl } from "./wireguard-control.js";
+import {
+  checkErrno,
+  encodeRemovePeer,
+  encodeSetDevice,
+  encodeSetPeer,
+  GET_REQUEST,
+  parseGetAnswer,
+  type UapiDevice,
+  type UapiPeerSet,
+} from "./wireguard-uapi.js";
 import { UAPI_SOCKET_DIR, uapiRequest, uapiSocketPath } from "./wireguard-uapi-client.js";
 
 const START_TIMEOUT_MS = 10_000;
@@ -24,7 +34,8 @@ function isAbsent(err: unknown): boolean {
   return code === "ENOENT" || code === "ECONNREFUSED";
 }
 
-export class WireguardDevices {
+export class WireguardDevices implements WireguardControl {
+  readonly datapath = "wireguard-go";
   private readonly children = new Map<string, ChildProcess>();
   private starting: Promise<void> = Promise.resolve();
   private closed = false;
@@ -49,7 +60,19 @@ export class WireguardDevices {
     }
   }
 
-  async set(device: string, request: string): Promise<void> {
+  setDevice(device: string, privateKeyHex: string, listenPort: number): Promise<void> {
+    return this.set(device, encodeSetDevice(privateKeyHex, listenPort));
+  }
+
+  setPeer(device: string, peer: UapiPeerSet): Promise<void> {
+    return this.set(device, encodeSetPeer(peer));
+  }
+
+  removePeer(device: string, publicKeyHex: string): Promise<void> {
+    return this.set(device, encodeRemovePeer(publicKeyHex));
+  }
+
+  private async set(device: string, request: string): Promise<void> {
     let answer: string;
     try {
       answer = await uapiRequest(uapiSocketPath(device), request);

@@ -4,8 +4,8 @@
  * back by the next full run (no notifications exist for this state: the 30 s timer repairs it).
  */
 import type { KindShape, StateKind } from "../../reconcile/state-kind.js";
-import type { WireguardDevices } from "./wireguard-devices.js";
-import { encodeRemovePeer, encodeSetPeer, ZERO_KEY_HEX } from "./wireguard-uapi.js";
+import type { WireguardControl } from "./wireguard-control.js";
+import { ZERO_KEY_HEX } from "./wireguard-uapi.js";
 
 export interface WgPeerEntry {
   readonly device: string;
@@ -39,7 +39,12 @@ export const wgPeerShape: KindShape<WgPeerEntry> = {
 const hex = (base64: string) => Buffer.from(base64, "base64").toString("hex");
 const base64 = (hexText: string) => Buffer.from(hexText, "hex").toString("base64");
 
-export function wgPeerKind(devices: WireguardDevices): StateKind<WgPeerEntry> {
+export function wgPeerKind(control: () => WireguardControl | undefined): StateKind<WgPeerEntry> {
+  const running = (): WireguardControl => {
+    const c = control();
+    if (!c) throw new Error("the wireguard devices are not set up yet");
+    return c;
+  };
   return {
     ...wgPeerShape,
     layer: 0,
@@ -49,6 +54,8 @@ export function wgPeerKind(devices: WireguardDevices): StateKind<WgPeerEntry> {
     },
     async readActual() {
       const entries: WgPeerEntry[] = [];
+      const devices = control();
+      if (!devices) return entries;
       for (const device of devices.names) {
         const state = await devices.get(device);
         for (const peer of state?.peers ?? []) {
@@ -65,21 +72,19 @@ export function wgPeerKind(devices: WireguardDevices): StateKind<WgPeerEntry> {
       return entries;
     },
     async put(entry) {
-      await devices.set(
-        entry.device,
-        encodeSetPeer({
-          publicKey: hex(entry.publicKey),
-          presharedKey: entry.presharedKey ? hex(entry.presharedKey) : undefined,
-          endpoint: entry.endpoint,
-          keepaliveSeconds: entry.keepaliveSeconds,
-          allowedIPs: entry.allowedIPs,
-        }),
-      );
+      await running().setPeer(entry.device, {
+        publicKey: hex(entry.publicKey),
+        presharedKey: entry.presharedKey ? hex(entry.presharedKey) : undefined,
+        endpoint: entry.endpoint,
+        keepaliveSeconds: entry.keepaliveSeconds,
+        allowedIPs: entry.allowedIPs,
+      });
     },
     async remove(entry) {
       // A device that is gone took its peers with it.
-      if (!(await devices.get(entry.device))) return;
-      await devices.set(entry.device, encodeRemovePeer(hex(entry.publicKey)));
+      const devices = control();
+      if (!devices || !(await devices.get(entry.device))) return;
+      await devices.removePeer(entry.device, hex(entry.publicKey));
     },
   };
 }
