@@ -33,6 +33,8 @@ import {
 import { ConfigError, parseNetworkConfig } from "../../src/config/network-config.js";
 import { parseCIDR } from "../../src/ip/ip-network.js";
 import type { Lease, LeaseAttrs } from "../../src/lease/lease.js";
+import type { Link, RtNetlink } from "../../src/netlink/index.js";
+import { createKernelKinds } from "../../src/reconcile/kinds/kernel-kinds.js";
 
 // The example key pair of wg(8) (wireguard-tools), so publicKeyOf is checked against WireGuard's own.
 const PRIVATE = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
@@ -462,6 +464,61 @@ describe("wireguard kinds over a device", () => {
     await assert.rejects(
       wgDeviceKind(() => undefined).put({ device: "flannel-wg", privateKey: PRIVATE, listenPort: 1 }),
       /not set up yet/,
+    );
+  });
+});
+
+describe("wireguard backend object", () => {
+  const ext = {
+    name: "eth0",
+    index: 2,
+    mtu: 1500,
+    ipv4: "172.31.0.1",
+    ipv6: "fd31::1",
+    publicIP: "172.31.0.1",
+    publicIPv6: "fd31::1",
+    connected: [],
+  };
+  const make = (json: string) => {
+    const config = parseNetworkConfig(json);
+    const netlink = {} as RtNetlink;
+    const { create } = configureBackend(config);
+    return create({
+      config,
+      extIface: ext,
+      netlink,
+      kernel: createKernelKinds(netlink),
+      log() {},
+      warn() {},
+    });
+  };
+  const own = lease("10.244.1.0-24&fd44:0:0:1::-64", "10.244.1.0/24", {}, "fd44:0:0:1::/64");
+
+  it("owns flannel-wg and flannel-wg-v6 in Mode separate, one device otherwise, and tells doctor what they look like", () => {
+    const dual = '"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd44::/56"';
+    const separate = make(`{${dual},"Backend":{"Type":"wireguard"}}`);
+    assert.deepEqual(separate.ownedDevices, ["flannel-wg", "flannel-wg-v6"]);
+    assert.deepEqual(
+      separate.kinds.map((k) => k.name),
+      ["route", "wg-device", "wg-peer"],
+    );
+    const devices = separate.expectedDevices!(own);
+    assert.deepEqual(
+      devices.map((d) => `${d.name} ${d.mtu} ${d.overhead} ${d.addresses}`),
+      ["flannel-wg 1420 80 10.244.1.0/32", "flannel-wg-v6 1420 80 fd44:0:0:1::/128"],
+    );
+    const link = { name: "flannel-wg", kind: "vxlan", mtu: 1450, up: false } as Link;
+    assert.deepEqual(devices[0]!.differences(link), [
+      "is a vxlan device, not wireguard-go's TUN or a kernel wireguard device",
+      "has MTU 1450, not 1420",
+      "is down",
+    ]);
+    assert.deepEqual(devices[0]!.differences({ ...link, kind: "tun", mtu: 1420, up: true }), []);
+    const auto = make(`{${dual},"Backend":{"Type":"wireguard","Mode":"auto","MTU":1400}}`);
+    assert.deepEqual(auto.ownedDevices, ["flannel-wg"]);
+    assert.deepEqual(
+      auto.expectedDevices!(own).map((d) => `${d.name} ${d.mtu} ${d.addresses}`),
+      ["flannel-wg 1320 10.244.1.0/32,fd44:0:0:1::/128"],
     );
   });
 });

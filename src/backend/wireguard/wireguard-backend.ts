@@ -9,15 +9,26 @@
  * Lifecycle: setUp loads the key and makes the devices; attachLease gives them MTU, address and up
  * (and starts wireguard-go again after it died); close leaves the devices (and wireguard-go) running.
  */
+
+import { formatIP } from "../../ip/ip-address.js";
+import { networkAddress } from "../../ip/ip-network.js";
 import type { Lease } from "../../lease/lease.js";
 import type { AnyStateKind } from "../../reconcile/state-kind.js";
 import { UserError } from "../../user-error.js";
-import type { Backend, BackendContext, BackendRegistration, BackendSetUp, DesiredPeers } from "../backend.js";
+import type {
+  Backend,
+  BackendContext,
+  BackendRegistration,
+  BackendSetUp,
+  DesiredPeers,
+  ExpectedDevice,
+} from "../backend.js";
 import { ensureVtepAddress } from "../vxlan/vxlan-device.js";
 import {
   parseWireguardConfig,
   WG_DEVICE,
   WG_DEVICE_V6,
+  WIREGUARD_OVERHEAD,
   type WireguardConfig,
   wireguardMtu,
 } from "./wireguard-config.js";
@@ -147,6 +158,35 @@ export class WireguardBackend implements Backend {
         await ensureVtepAddress(netlink, link.index, lease.ipv6Subnet);
       if (!link.up) await netlink.linkSetUp(link.index);
     }
+  }
+
+  /** For `weft doctor`: the devices as attachLease leaves them (either datapath's device type). */
+  expectedDevices(own: Lease): ExpectedDevice[] {
+    const { config } = this.context;
+    const single = this.settings.mode !== "separate";
+    return this.ownedDevices.map((name) => {
+      const subnets = [
+        (name === WG_DEVICE && config.ipv4 && own.subnet) || undefined,
+        ((name === WG_DEVICE_V6 || single) && config.ipv6 && own.ipv6Subnet) || undefined,
+      ].filter((s) => s !== undefined);
+      return {
+        name,
+        overhead: WIREGUARD_OVERHEAD,
+        mtu: this.mtu,
+        addresses: subnets.map((s) => `${formatIP(networkAddress(s))}/${s.family === 4 ? 32 : 128}`),
+        publishedMac: undefined,
+        differences: (link) => {
+          const wrong: string[] = [];
+          if (link.kind !== "tun" && link.kind !== "wireguard")
+            wrong.push(
+              `is a ${link.kind ?? "plain"} device, not wireguard-go's TUN or a kernel wireguard device`,
+            );
+          if (link.mtu !== this.mtu) wrong.push(`has MTU ${link.mtu}, not ${this.mtu}`);
+          if (!link.up) wrong.push("is down");
+          return wrong;
+        },
+      };
+    });
   }
 
   desiredState(own: Lease, peers: Iterable<Lease>): DesiredPeers {
