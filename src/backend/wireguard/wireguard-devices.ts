@@ -72,13 +72,18 @@ export class WireguardDevices implements WireguardControl {
     return this.set(device, encodeRemovePeer(publicKeyHex));
   }
 
+  /**
+   * A set to a device whose wireguard-go is gone starts it first: the reconciler's retries (with
+   * backoff) then also retry a start that failed, which nothing else would.
+   */
   private async set(device: string, request: string): Promise<void> {
     let answer: string;
     try {
       answer = await uapiRequest(uapiSocketPath(device), request);
     } catch (err) {
-      if (isAbsent(err)) throw new Error(`wireguard-go for ${device} is not running`);
-      throw err;
+      if (!isAbsent(err) || this.closed) throw err;
+      await this.ensureAll();
+      answer = await uapiRequest(uapiSocketPath(device), request);
     }
     checkErrno(answer, `set on ${device}`);
   }
