@@ -103,6 +103,10 @@ describe("wireguard config", () => {
         backend,
       );
     }
+    assert.throws(
+      () => configureBackend(config('{"Type":"wireguard","Mode":"ipv6"}')),
+      /Backend\.Mode of the wireguard backend is ipv6, but the network has no IPv6Network/,
+    );
     // The PSK is a secret: its value never appears in the error.
     assert.throws(
       () => parseWireguardConfig({ PSK: "c2VjcmV0LXNlY3JldC1zZWNyZXQ=" }),

@@ -10,11 +10,11 @@
  * (and starts wireguard-go again after it died); close leaves the devices (and wireguard-go) running.
  */
 
+import { ConfigError } from "../../config/network-config.js";
 import { formatIP } from "../../ip/ip-address.js";
 import { networkAddress } from "../../ip/ip-network.js";
 import type { Lease } from "../../lease/lease.js";
 import type { AnyStateKind } from "../../reconcile/state-kind.js";
-import { UserError } from "../../user-error.js";
 import type {
   Backend,
   BackendContext,
@@ -44,6 +44,14 @@ export const wireguardRegistration: BackendRegistration = {
   type: "wireguard",
   configure(config) {
     const settings = parseWireguardConfig(config.backend);
+    if (settings.mode === "ipv6" && !config.ipv6)
+      throw new ConfigError(
+        "Backend.Mode of the wireguard backend is ipv6, but the network has no IPv6Network",
+      );
+    if (settings.mode === "ipv4" && !config.ipv4)
+      throw new ConfigError(
+        "Backend.Mode of the wireguard backend is ipv4, but IPv4 is off (EnableIPv4 false)",
+      );
     return (context) => new WireguardBackend(context, settings);
   },
   // flanneld writes BackendData only with IPv4 on, BackendV6Data only with IPv6 on.
@@ -84,16 +92,6 @@ export class WireguardBackend implements Backend {
   async setUp(): Promise<BackendSetUp> {
     const { config, extIface: ext, log } = this.context;
     const s = this.settings;
-    if (s.mode === "ipv6" && !config.ipv6)
-      throw new UserError(
-        "Backend.Mode is ipv6 but the network has no IPv6Network",
-        "set IPv6Network or another Mode",
-      );
-    if (s.mode === "ipv4" && !config.ipv4)
-      throw new UserError(
-        "Backend.Mode is ipv4 but the network has no IPv4 Network",
-        "set Network or another Mode",
-      );
     this.key = await loadOrCreateKey(this.keyFile);
     const publicKey = encodeKey(this.key.publicKey);
     log(
