@@ -13,7 +13,11 @@ import { readFileSync } from "node:fs";
 import { cpus, loadavg, release } from "node:os";
 import { Lab } from "../test/lab/lab.js";
 import { addPods, PREFIX, waitFor, waitForLeases } from "../test/lab/weft-cluster.js";
-import { startWireguardWeftd, wireguardGoPid } from "../test/lab/wireguard-hosts.js";
+import {
+  removeWireguardMountPoint,
+  startWireguardWeftd,
+  wireguardGoPid,
+} from "../test/lab/wireguard-hosts.js";
 
 const VXLAN = '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}';
 const WIREGUARD = '{"Network":"10.244.0.0/16","Backend":{"Type":"wireguard"}}';
@@ -65,6 +69,7 @@ async function measure(type: "vxlan" | "wireguard", seconds: number): Promise<Re
     return { bitsPerSecond, cpuSeconds: used / elapsed, rssKiB: wgPids.map((pid) => rssKiB(pid!)) };
   } finally {
     await lab.destroy();
+    removeWireguardMountPoint();
   }
 }
 

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Lab, type LabProcess } from "./lab.js";
 import { type HostLease, PREFIX, waitFor, waitForLeases } from "./weft-cluster.js";
-import { startWireguardWeftd } from "./wireguard-hosts.js";
+import { removeWireguardMountPoint, startWireguardWeftd } from "./wireguard-hosts.js";
 
 const CONFIG =
   '{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd44::/56","Backend":{"Type":"wireguard"}}';
@@ -35,7 +35,10 @@ describe("weftd with wireguard, dual-stack, on 2 hosts", { timeout: 180_000 }, (
     }
     for (const weftd of weftds) await weftd.waitForOutput(/datapath programmed/, 30_000);
   });
-  after(async () => lab?.destroy());
+  after(async () => {
+    await lab?.destroy();
+    removeWireguardMountPoint();
+  });
 
   it("publishes BackendData and BackendV6Data as flanneld, with ListenPort and ListenPortV6", async () => {
     for (const host of lab.hosts) {

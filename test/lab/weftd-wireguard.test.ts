@@ -22,6 +22,7 @@ import {
 } from "./weft-cluster.js";
 import {
   wireguardGoPid as findWireguardGo,
+  removeWireguardMountPoint,
   startWireguardWeftd,
   wireguardKeyFile,
 } from "./wireguard-hosts.js";
@@ -83,7 +84,10 @@ describe("weftd with wireguard (wireguard-go) on 3 hosts", { timeout: 420_000 },
     pods = await addPods(lab, leases);
     await waitForMesh("start");
   });
-  after(async () => lab?.destroy());
+  after(async () => {
+    await lab?.destroy();
+    removeWireguardMountPoint();
+  });
 
   it("publishes BackendData as flanneld and sets up flannel-wg as flannel does", async () => {
     const pairs = await lab.etcdGetPrefix(`${PREFIX}/subnets/`);

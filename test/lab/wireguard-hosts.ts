@@ -4,7 +4,7 @@
  * so each host's weftd (and the wireguard-go it starts) runs in its own mount namespace with a per-host
  * directory bound on /run/wireguard; weftd itself is unchanged. `wg` by hand enters it with nsenter.
  */
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Lab, type LabHost, type LabProcess, mergeFlags, weftdCommand } from "./lab.js";
 
@@ -40,4 +40,14 @@ export async function wireguardGoPid(lab: Lab, host: LabHost): Promise<number | 
     } catch {}
   }
   return undefined;
+}
+
+/**
+ * Removes the empty /run/wireguard the mount needed as its mount point, once the lab is gone (kept when
+ * anything is in it or still mounted on it: then it is not ours alone).
+ */
+export function removeWireguardMountPoint(): void {
+  try {
+    rmdirSync("/run/wireguard");
+  } catch {}
 }
