@@ -11,6 +11,7 @@ APT_PACKAGES=(
   iperf3                        # traffic in lab tests
   containernetworking-plugins   # bridge/host-local/portmap for the CNI plugin
   podman runc busybox-static    # the real container runtime test
+  mmdebstrap openssl curl       # deploy/build-image.sh's Debian base and Node check; the image test's probe
   wireguard-tools wireguard-go  # userspace WireGuard where the module is missing
   make g++ python3              # node-gyp builds the netlink addon
 )
