@@ -110,4 +110,12 @@ if ! podman image exists "$image"; then
   podman build --quiet --pull=never --network=none --build-arg "BASE=$base" -t "$image" -f "$ctx/Containerfile" "$ctx" >/dev/null
 fi
 podman tag "$image" "localhost/weft:$version"
+# A store of our own holds only the current build: older hashed tags go, so a cache that sees every code
+# change stays the size of one base and one image.
+if [ -n "$store" ]; then
+  podman images --format '{{.Repository}}:{{.Tag}}' |
+    grep -E '^localhost/weft(-base)?:.+-[0-9a-f]{16}$' | grep -vxF -e "$image" -e "$base" |
+    xargs -r podman rmi --force >/dev/null 2>&1 || true
+  podman image prune --force >/dev/null 2>&1 || true
+fi
 echo "$image"
