@@ -77,6 +77,8 @@ export class Daemon {
     private readonly flags: Flags,
     private readonly log: Logger,
     private readonly onFatal: (err: Error) => void,
+    /** Called once, when the datapath is first programmed (systemd's READY=1). */
+    private readonly onProgrammed: (peers: number) => void = () => {},
   ) {}
 
   async start(): Promise<void> {
@@ -272,6 +274,7 @@ export class Daemon {
     if (this.programmed || !this.listed) return;
     this.programmed = true;
     this.log.info(`datapath programmed for ${this.leases.size - 1} peer(s)`);
+    this.onProgrammed(this.leases.size - 1);
     void this.manager.networkReady?.();
     // The first programming of many peers leaves a large heap of garbage; give it back now.
     releaseMemory();
