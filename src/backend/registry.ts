@@ -8,6 +8,7 @@ import { extensionRegistration } from "./extension/extension-backend.js";
 import { hostGwRegistration } from "./host-gw/host-gw-backend.js";
 import { udpRegistration } from "./udp/udp-backend.js";
 import { vxlanRegistration } from "./vxlan/vxlan-backend.js";
+import { wireguardRegistration } from "./wireguard/wireguard-backend.js";
 
 const BACKENDS: readonly BackendRegistration[] = [
   vxlanRegistration,
@@ -15,10 +16,11 @@ const BACKENDS: readonly BackendRegistration[] = [
   udpRegistration,
   allocRegistration,
   extensionRegistration,
+  wireguardRegistration,
 ];
 
 /** flannel's other backends: recognised, so the error can say they are not built yet. */
-const NOT_YET = ["wireguard", "ipip", "ipsec", "gce", "aws-vpc", "ali-vpc", "tencent-vpc"];
+const NOT_YET = ["ipip", "ipsec", "gce", "aws-vpc", "ali-vpc", "tencent-vpc"];
 
 export function findBackend(type: string): BackendRegistration | undefined {
   const wanted = type.toLowerCase();

@@ -1,10 +1,21 @@
-// Fuzz: the YAML subset weft reads kubeconfig files with: any text gives a value or one YamlError.
-import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+// Fuzz: kubeconfig files (any YAML, damaged or hostile) and what an exec credential plugin prints: each gives
+// a connection or one bounded UserError, never a throw of another kind and never a hang.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
 import fc from "fast-check";
-import { parseYamlSubset, YamlError } from "../../src/kube/yaml-subset.js";
-import { checkProperty, onlyOwnErrors } from "./fuzz-harness.js";
-import { hostileString, mutatedText, smallHostileString } from "./fuzz-inputs.js";
+import { loadKubeconfig } from "../../src/kube/kubeconfig.js";
+import { UserError } from "../../src/user-error.js";
+import { checkAsyncProperty, onlyOwnErrorsAsync } from "./fuzz-harness.js";
+import { deepJsonText, hostileString, mutatedText, smallHostileString } from "./fuzz-inputs.js";
+
+const dir = mkdtempSync(join(tmpdir(), "weft-fuzz-kubeconfig-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+// The only files a generated kubeconfig may name: plain files here (never a device, FIFO or /proc path).
+writeFileSync(join(dir, "ca.crt"), "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+writeFileSync(join(dir, "token"), "abc\n");
+const file = fc.constantFrom("ca.crt", "token", "missing.pem", join(dir, "ca.crt"));
 
 const scalar = fc.oneof(
   fc.constantFrom(
@@ -13,73 +24,79 @@ const scalar = fc.oneof(
     "",
     "~",
     "null",
-    "'single'",
-    '"dou\\"ble"',
-    "{}",
-    "[]",
-    "a: b",
+    "true",
+    "0x1F",
+    "'q'",
+    '"d\\"q"',
+    "*a",
+    "&a x",
   ),
-  fc.string({ maxLength: 12 }).filter((s) => !s.includes("\n")),
+  smallHostileString,
 );
-const key = fc.constantFrom(
-  "apiVersion",
-  "clusters",
-  "cluster",
-  "server",
-  "users",
-  "user",
-  "token",
-  "name",
-  "contexts",
-);
-
-/** Kubeconfig-shaped YAML: nested mappings and "- " sequences at random indents. */
-const yamlLines = fc
-  .array(
-    fc.tuple(
-      fc.integer({ min: 0, max: 8 }),
-      fc.oneof(
-        fc.tuple(key, scalar).map(([k, v]) => `${k}: ${v}`),
-        key.map((k) => `${k}:`),
-        scalar.map((v) => `- ${v}`),
-        fc.tuple(key, scalar).map(([k, v]) => `- ${k}: ${v}`),
-        fc.constantFrom("# comment", "---", "\t- tab", "key: 'unterminated", 'key: "bad \\q"'),
-      ),
-    ),
-    { maxLength: 25 },
-  )
-  .map((lines) => lines.map(([indent, text]) => " ".repeat(indent) + text).join("\n"));
+const kubeconfigYaml = fc
+  .record({
+    server: fc.oneof(fc.constant("https://10.0.0.1:6443"), scalar),
+    ca: file,
+    token: fc.oneof(fc.constant("abc"), scalar),
+    context: fc.constantFrom("ctx", "other", ""),
+    userKind: fc.constantFrom("token", "tokenFile", "cert", "exec", "none"),
+    extra: fc.array(fc.tuple(fc.integer({ min: 0, max: 6 }), scalar, scalar), { maxLength: 4 }),
+  })
+  .map(({ server, ca, token, context, userKind, extra }) => {
+    const user =
+      userKind === "token"
+        ? `    token: ${token}`
+        : userKind === "tokenFile"
+          ? `    tokenFile: ${ca}`
+          : userKind === "cert"
+            ? `    client-certificate: ${ca}\n    client-key: ${ca}`
+            : userKind === "exec"
+              ? "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/false\n      args: [a, b]"
+              : "    {}";
+    const lines = [
+      "apiVersion: v1",
+      "kind: Config",
+      `current-context: ${context}`,
+      "clusters:",
+      "- name: c",
+      "  cluster:",
+      `    server: ${server}`,
+      `    certificate-authority: ${ca}`,
+      "contexts:",
+      "- name: ctx",
+      "  context: {cluster: c, user: u}",
+      "users:",
+      "- name: u",
+      "  user:",
+      user,
+      ...extra.map(([indent, k, v]) => `${" ".repeat(indent)}${k}: ${v}`),
+    ];
+    return lines.join("\n");
+  });
 
 const source = fc.oneof(
-  yamlLines,
-  mutatedText(yamlLines),
-  fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v)),
-  fc.integer({ min: 1, max: 3000 }).map((n) => `${"- ".repeat(n)}x`),
+  kubeconfigYaml,
+  mutatedText(kubeconfigYaml),
+  // Alias bombs, deep flow collections, deep blocks.
+  fc.integer({ min: 2, max: 12 }).map((n) => {
+    const out = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"];
+    for (let i = 1; i < n; i++)
+      out.push(`a${i}: &a${i} [*a${i - 1}, *a${i - 1}, *a${i - 1}, *a${i - 1}, *a${i - 1}]`);
+    return out.join("\n");
+  }),
+  deepJsonText,
   fc
     .integer({ min: 1, max: 300 })
     .map((n) => Array.from({ length: n }, (_, i) => `${" ".repeat(i)}k:`).join("\n")),
   hostileString,
-  smallHostileString,
 );
 
-describe("fuzz: kubeconfig YAML", () => {
-  it("parseYamlSubset gives a value or one YamlError for any text", (t) => {
-    checkProperty(t, { runs: 3000 }, source, (text) => {
-      const value = onlyOwnErrors([YamlError], () => parseYamlSubset(text));
-      if (value !== undefined) JSON.stringify(value);
-    });
-  });
-
-  it("a mapping it reads gives back its keys and plain values", (t) => {
-    const entries = fc.uniqueArray(fc.tuple(key, fc.stringMatching(/^[a-z0-9.:/-]{1,20}$/)), {
-      selector: ([k]) => k,
-      maxLength: 6,
-    });
-    checkProperty(t, { runs: 1000 }, entries, (list) => {
-      const text = list.map(([k, v]) => `${k}: ${v}`).join("\n");
-      const value = parseYamlSubset(text);
-      if (list.length === 0) return assert.equal(value, null);
-      assert.deepEqual(value, Object.fromEntries(list));
+describe("fuzz: kubeconfig files", () => {
+  it("loadKubeconfig gives a connection or one bounded UserError for any file content", async (t) => {
+    const path = join(dir, "kubeconfig");
+    await checkAsyncProperty(t, { runs: 400 }, source, async (text) => {
+      writeFileSync(path, text);
+      await onlyOwnErrorsAsync([UserError], () => loadKubeconfig(path));
     });
   });
 });

@@ -12,7 +12,6 @@ import { parseVxlanConfig } from "../../src/backend/vxlan/vxlan-config.js";
 import { ConfigError, parseNetworkConfig } from "../../src/config/network-config.js";
 import { formatCIDR, parseCIDR } from "../../src/ip/ip-network.js";
 import type { KubeClient, WatchEvent } from "../../src/kube/kube-client.js";
-import { parseYamlSubset, YamlError } from "../../src/kube/yaml-subset.js";
 import { parseSubnetKey } from "../../src/lease/lease-key.js";
 import { readPreviousSubnets } from "../../src/lease/subnet-env.js";
 import { annotationNames } from "../../src/subnet/kube/kube-annotations.js";
@@ -140,25 +139,6 @@ describe("choosing a free subnet", () => {
       ["10.244.1.0-24", "10.244.2.0-23", "10.244.4.128-25"].map((k) => parseSubnetKey(k)!),
     );
     assert.equal(formatCIDR(chooseFreeSubnet(config.ipv4!, held.v4, () => 0)!), "10.244.5.0/24");
-  });
-});
-
-describe("kubeconfig YAML", () => {
-  it("nesting deeper than 100 levels is one YamlError naming the line, not a stack overflow", () => {
-    const staircase = Array.from({ length: 3000 }, (_, i) => `${" ".repeat(i)}k:`).join("\n");
-    assert.throws(
-      () => parseYamlSubset(staircase),
-      (err: unknown) => err instanceof YamlError && err.message === "line 101: nested deeper than 100 levels",
-    );
-    const ok = Array.from({ length: 50 }, (_, i) => `${" ".repeat(i)}k:`).join("\n");
-    assert.ok(parseYamlSubset(ok) !== null);
-  });
-
-  it("an unsupported form is quoted bounded and escaped", () => {
-    assert.throws(
-      () => parseYamlSubset("a: |\u001b[31m"),
-      /not supported in a kubeconfig here \(\|\\u001b\[31m\)/,
-    );
   });
 });
 
