@@ -1,14 +1,24 @@
 // Fuzz: kubeconfig files (any YAML, damaged or hostile) and what an exec credential plugin prints: each gives
 // a connection or one bounded UserError, never a throw of another kind and never a hang.
+import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import fc from "fast-check";
+import { type ExecPluginConfig, parseExecCredential } from "../../src/kube/exec-credential.js";
 import { loadKubeconfig } from "../../src/kube/kubeconfig.js";
 import { UserError } from "../../src/user-error.js";
-import { checkAsyncProperty, onlyOwnErrorsAsync } from "./fuzz-harness.js";
-import { deepJsonText, hostileString, mutatedText, smallHostileString } from "./fuzz-inputs.js";
+import { checkAsyncProperty, checkProperty, onlyOwnErrors, onlyOwnErrorsAsync } from "./fuzz-harness.js";
+import {
+  deepJsonText,
+  hostileString,
+  jsonDocumentText,
+  mutatedText,
+  recordOf,
+  smallHostileString,
+  wrongJson,
+} from "./fuzz-inputs.js";
 
 const dir = mkdtempSync(join(tmpdir(), "weft-fuzz-kubeconfig-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -94,9 +104,53 @@ const source = fc.oneof(
 describe("fuzz: kubeconfig files", () => {
   it("loadKubeconfig gives a connection or one bounded UserError for any file content", async (t) => {
     const path = join(dir, "kubeconfig");
-    await checkAsyncProperty(t, { runs: 400 }, source, async (text) => {
+    await checkAsyncProperty(t, { runs: 200 }, source, async (text) => {
       writeFileSync(path, text);
       await onlyOwnErrorsAsync([UserError], () => loadKubeconfig(path));
+    });
+  });
+});
+
+describe("fuzz: exec credential plugins", () => {
+  const config = {
+    apiVersion: "client.authentication.k8s.io/v1",
+    command: "/bin/false",
+    args: [],
+    env: [],
+    provideClusterInfo: false,
+    installHint: undefined,
+    cluster: {
+      server: "https://10.0.0.1:6443",
+      ca: undefined,
+      insecureSkipTlsVerify: false,
+      tlsServerName: undefined,
+      config: undefined,
+    },
+    describe: "the exec plugin of user u in kubeconfig k",
+  } as ExecPluginConfig;
+  const stdout = jsonDocumentText(
+    recordOf({
+      kind: fc.oneof(fc.constant("ExecCredential"), wrongJson),
+      apiVersion: fc.oneof(fc.constant("client.authentication.k8s.io/v1"), wrongJson),
+      status: fc.oneof(
+        recordOf({
+          token: fc.oneof(fc.constant("t0k3n"), wrongJson),
+          clientCertificateData: wrongJson,
+          clientKeyData: wrongJson,
+          expirationTimestamp: fc.oneof(
+            fc.constantFrom("2026-12-01T13:00:00Z", "2026-13-01T00:00:00Z", "soon"),
+            wrongJson,
+          ),
+        }),
+        wrongJson,
+      ),
+    }),
+  );
+
+  it("parseExecCredential gives a credential or one bounded UserError for any output", (t) => {
+    checkProperty(t, { runs: 800 }, stdout, (text) => {
+      const cred = onlyOwnErrors([UserError], () => parseExecCredential(config, text));
+      if (cred) assert.ok(cred.token !== undefined || cred.cert !== undefined);
     });
   });
 });
