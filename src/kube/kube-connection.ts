@@ -85,7 +85,7 @@ export async function readOrFail(path: string, what: string): Promise<Buffer> {
     return await readFile(path);
   } catch (err) {
     throw new UserError(
-      `cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      `cannot read ${what} ${boundText(path, 300)}: ${(err as NodeJS.ErrnoException).code ?? boundText((err as Error).message, 200)}`,
       "check the path and the pod's volume mounts",
     );
   }

@@ -11,13 +11,16 @@ import { udpForwardingTable } from "../../src/backend/udp/udp-desired.js";
 import { parseVxlanConfig } from "../../src/backend/vxlan/vxlan-config.js";
 import { ConfigError, parseNetworkConfig } from "../../src/config/network-config.js";
 import { formatCIDR, parseCIDR } from "../../src/ip/ip-network.js";
+import { type ExecPluginConfig, parseExecCredential } from "../../src/kube/exec-credential.js";
 import type { KubeClient, WatchEvent } from "../../src/kube/kube-client.js";
+import { loadKubeconfig } from "../../src/kube/kubeconfig.js";
 import { parseSubnetKey } from "../../src/lease/lease-key.js";
 import { readPreviousSubnets } from "../../src/lease/subnet-env.js";
 import { annotationNames } from "../../src/subnet/kube/kube-annotations.js";
 import { checkOwnSubnets, nodeSubnets, nodeToLease } from "../../src/subnet/kube/node-lease.js";
 import { NodeWatch } from "../../src/subnet/kube/node-watch.js";
 import { chooseFreeSubnet, takenBy } from "../../src/subnet/subnet-choice.js";
+import { UserError } from "../../src/user-error.js";
 
 const deep = JSON.parse("[".repeat(5000) + "]".repeat(5000)) as unknown;
 
@@ -222,6 +225,51 @@ describe("the Kubernetes node watch", () => {
           warnings.some((w) => /node watch interrupted/.test(w)),
           warnings.join("; "),
         );
+    }
+  });
+});
+
+describe("kubeconfig files and exec plugins", () => {
+  it("an exec plugin printing a deeply nested kind gets one UserError, not a stack overflow", () => {
+    const config = {
+      apiVersion: "client.authentication.k8s.io/v1",
+      describe: "the exec plugin of user u",
+    } as ExecPluginConfig;
+    const deepKind = `{"kind":${"[".repeat(5000)}${"]".repeat(5000)}}`;
+    assert.throws(
+      () => parseExecCredential(config, deepKind),
+      (err: unknown) =>
+        err instanceof UserError &&
+        err.message === "the exec plugin of user u printed kind an array of 1, not ExecCredential",
+    );
+    assert.throws(
+      () => parseExecCredential(config, '{"kind":"Other"}'),
+      /printed kind "Other", not ExecCredential/,
+    );
+  });
+
+  it("a certificate path with control characters is escaped in the error", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "weft-kubeconfig-"));
+    try {
+      const path = join(dir, "kubeconfig");
+      writeFileSync(
+        path,
+        [
+          "apiVersion: v1",
+          "current-context: c",
+          "clusters: [{name: c, cluster: {server: 'https://10.0.0.1:6443', certificate-authority: \"ca\\n2026 forged.crt\"}}]",
+          "contexts: [{name: c, context: {cluster: c, user: u}}]",
+          "users: [{name: u, user: {token: t}}]",
+        ].join("\n"),
+      );
+      await assert.rejects(loadKubeconfig(path), (err: unknown) => {
+        assert.ok(err instanceof UserError);
+        assert.ok(!err.message.includes("\n"), err.message);
+        assert.match(err.message, /ca\\n2026 forged\.crt: ENOENT/);
+        return true;
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
