@@ -9,6 +9,7 @@ import { hostGwDesiredState } from "../../src/backend/host-gw/host-gw-desired.js
 import { udpForwardingTable } from "../../src/backend/udp/udp-desired.js";
 import { readVtepMac } from "../../src/backend/vxlan/vxlan-backend-data.js";
 import { vxlanDesiredState } from "../../src/backend/vxlan/vxlan-desired.js";
+import { readLeaseData } from "../../src/backend/wireguard/wireguard-desired.js";
 import { networksOverlap, parseCIDR } from "../../src/ip/ip-network.js";
 import type { Lease } from "../../src/lease/lease.js";
 import type { FdbEntry } from "../../src/reconcile/kinds/fdb-kind.js";
@@ -286,5 +287,24 @@ describe("fuzz: backend lease data", () => {
         }
       },
     );
+  });
+
+  it("wireguard: a peer's BackendData gives a 32-byte key and a port, or a bounded reason; never a throw", (t) => {
+    const key = fc.oneof(
+      fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => Buffer.from(b).toString("base64")),
+      fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b).toString("base64")),
+      smallHostileString,
+    );
+    const data = fc.oneof(
+      recordOf({ PublicKey: fieldValue(key), Port: fieldValue(fc.integer({ min: -1, max: 70000 })) }),
+      wrongJson,
+    );
+    checkProperty(t, { runs: 1500 }, data.map(parsed), (d) => {
+      const read = onlyOwnErrors([], () => readLeaseData(d, "BackendData", 51820));
+      if (!read) return;
+      if ("reason" in read) return assertBoundedText("a wireguard peer problem", read.reason);
+      assert.equal(Buffer.from(read.value.key, "base64").length, 32);
+      assert.ok(read.value.port >= 1 && read.value.port <= 65535);
+    });
   });
 });

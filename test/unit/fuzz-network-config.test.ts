@@ -8,6 +8,7 @@ import { parseExtensionConfig } from "../../src/backend/extension/extension-conf
 import { configureBackend, findBackend } from "../../src/backend/registry.js";
 import { parseUdpConfig } from "../../src/backend/udp/udp-config.js";
 import { parseVxlanConfig } from "../../src/backend/vxlan/vxlan-config.js";
+import { parseWireguardConfig } from "../../src/backend/wireguard/wireguard-config.js";
 import { ConfigError, type NetworkConfig, parseNetworkConfig } from "../../src/config/network-config.js";
 import { formatCIDR, makeNetwork, networkContains, networkContainsNetwork } from "../../src/ip/ip-network.js";
 import { parseSubnetKey } from "../../src/lease/lease-key.js";
@@ -250,6 +251,22 @@ describe("fuzz: each backend's keys", () => {
         );
         assert.equal(run.args.length, line.words.length - 1, "a value never adds arguments");
       }
+    });
+  });
+
+  it("parseWireguardConfig throws only ConfigError, bounded, for any Backend object", (t) => {
+    const backend = recordOf({
+      Mode: fieldValue(fc.constantFrom("separate", "auto", "ipv4", "ipv6", "AUTO", "")),
+      PSK: fieldValue(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => Buffer.from(b).toString("base64")),
+      ),
+      ListenPort: fieldValue(fc.integer({ min: -1, max: 70000 })),
+      ListenPortV6: fieldValue(fc.integer({ min: -1, max: 70000 })),
+      MTU: fieldValue(fc.integer({ min: -1, max: 70000 })),
+      PersistentKeepaliveInterval: fieldValue(fc.integer({ min: -1, max: 70000 })),
+    }).map((doc) => parsed(doc) as Record<string, unknown>);
+    checkProperty(t, { runs: 1000 }, backend, (doc) => {
+      onlyOwnErrors([ConfigError], () => parseWireguardConfig(doc));
     });
   });
 });
