@@ -9,6 +9,7 @@ import { parseCommandLine } from "../../src/backend/extension/command-line.js";
 import { configureBackend } from "../../src/backend/registry.js";
 import { udpForwardingTable } from "../../src/backend/udp/udp-desired.js";
 import { parseVxlanConfig } from "../../src/backend/vxlan/vxlan-config.js";
+import { parseWireguardConfig } from "../../src/backend/wireguard/wireguard-config.js";
 import { ConfigError, parseNetworkConfig } from "../../src/config/network-config.js";
 import { formatCIDR, parseCIDR } from "../../src/ip/ip-network.js";
 import { type ExecPluginConfig, parseExecCredential } from "../../src/kube/exec-credential.js";
@@ -171,6 +172,16 @@ describe("the udp and extension backends", () => {
     assert.ok(problems[0]!.reason.length < 250);
     const vxlan = udpForwardingTable(own, [own, lease("10.244.3.0-24", "vxlan")], 8285);
     assert.match(vxlan.problems[0]!.reason, /^it runs the vxlan backend;/);
+  });
+
+  it("wireguard: an unknown Mode is quoted bounded and escaped", () => {
+    assert.throws(
+      () => parseWireguardConfig({ Mode: `auto\u001b[31m${"x".repeat(100_000)}` }),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.message.includes('not "auto\\u001b[31m') &&
+        err.message.length < 300,
+    );
   });
 
   it("extension: a 1 MB command of distinct shell words is refused at once, naming a bounded few", () => {
