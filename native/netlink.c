@@ -32,6 +32,12 @@
 // level-triggered, so what is left is read on the next loop turn.
 #define MAX_BATCH 4096
 
+// The environment's teardown, waiting for the uv_close of its pollers before it lets Node go on.
+typedef struct {
+  napi_async_cleanup_hook_handle hook;
+  size_t pending;
+} teardown_t;
+
 typedef struct poller {
   uv_poll_t handle;
   napi_env env;
@@ -40,12 +46,17 @@ typedef struct poller {
   int fd;
   unsigned char* buf;
   size_t buf_size;
+  teardown_t* teardown;
   struct poller* next;
 } poller_t;
 
-// Pollers of one Node environment (main thread or a worker), kept as the addon's instance data.
+// Pollers and open sockets of one Node environment (main thread or a worker), kept as the addon's
+// instance data, so the environment's teardown can stop and close what JS left open.
 typedef struct {
   poller_t* head;
+  int* fds;
+  size_t nfds;
+  size_t fds_cap;
 } instance_t;
 
 static instance_t* instance(napi_env env) {
@@ -57,7 +68,30 @@ static instance_t* instance(napi_env env) {
 static void free_instance(napi_env env, void* data, void* hint) {
   (void)env;
   (void)hint;
-  free(data);
+  instance_t* inst = (instance_t*)data;
+  free(inst->fds);
+  free(inst);
+}
+
+static int track_fd(instance_t* inst, int fd) {
+  if (inst->nfds == inst->fds_cap) {
+    size_t cap = inst->fds_cap ? inst->fds_cap * 2 : 16;
+    int* grown = realloc(inst->fds, cap * sizeof(int));
+    if (grown == NULL) return 0;
+    inst->fds = grown;
+    inst->fds_cap = cap;
+  }
+  inst->fds[inst->nfds++] = fd;
+  return 1;
+}
+
+static void untrack_fd(instance_t* inst, int fd) {
+  for (size_t i = 0; i < inst->nfds; i++) {
+    if (inst->fds[i] == fd) {
+      inst->fds[i] = inst->fds[--inst->nfds];
+      return;
+    }
+  }
 }
 
 static const char* errno_name(int err) {
@@ -197,16 +231,19 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     }
     fd = make_socket(protocol, groups, rcvbuf, &err);
     if (setns(orig, CLONE_NEWNET) < 0) {
-      // Staying in the wrong namespace would silently misdirect every later socket.
-      int restore_err = errno;
-      if (fd >= 0) close(fd);
-      close(target);
-      close(orig);
-      return throw_errno(env, "setns back to the original namespace", restore_err);
+      // This thread (the JS thread) is now in the wrong namespace: every later socket, route and device
+      // would silently go there. Nothing can be trusted any more, so stop the process.
+      fprintf(stderr, "weft_netlink: cannot return to the original network namespace after %s: %s; aborting\n",
+              path, strerror(errno));
+      abort();
     }
     close(target);
     close(orig);
     if (fd < 0) return throw_errno(env, "open netlink socket in netns", err);
+  }
+  if (!track_fd(instance(env), fd)) {
+    close(fd);
+    return throw_errno(env, "open", ENOMEM);
   }
   napi_value result;
   napi_create_int32(env, fd, &result);
@@ -274,10 +311,18 @@ static void unlink_poller(poller_t* target) {
   }
 }
 
+static void teardown_release(teardown_t* t) {
+  if (--t->pending > 0) return;
+  napi_remove_async_cleanup_hook(t->hook);
+  free(t);
+}
+
 static void on_poller_closed(uv_handle_t* handle) {
   poller_t* p = (poller_t*)handle->data;
+  teardown_t* t = p->teardown;
   free(p->buf);
   free(p);
+  if (t != NULL) teardown_release(t);
 }
 
 static void stop_poller(poller_t* p) {
@@ -446,6 +491,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   }
   poller_t* p = find_poller(env, fd);
   if (p != NULL) stop_poller(p);
+  untrack_fd(instance(env), fd);
   if (close(fd) < 0 && errno != EINTR) return throw_errno(env, "close netlink socket", errno);
   return NULL;
 }
@@ -474,11 +520,39 @@ static napi_value js_enter_netns(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// The environment (a worker thread, or the main thread at exit) is going away with sockets JS left
+// open: stop their polls and close them. A uv_poll still open would make Node abort the whole process
+// when it closes the worker's loop; the hook is asynchronous so Node runs the loop until the handles
+// are closed.
+static void on_env_teardown(napi_async_cleanup_hook_handle hook, void* arg) {
+  instance_t* inst = (instance_t*)arg;
+  teardown_t* t = malloc(sizeof(teardown_t));
+  if (t == NULL) {
+    napi_remove_async_cleanup_hook(hook);
+    return;
+  }
+  t->hook = hook;
+  t->pending = 1;
+  while (inst->head != NULL) {
+    poller_t* p = inst->head;
+    p->teardown = t;
+    t->pending++;
+    stop_poller(p);
+  }
+  for (size_t i = 0; i < inst->nfds; i++) close(inst->fds[i]);
+  inst->nfds = 0;
+  teardown_release(t);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   instance_t* inst = calloc(1, sizeof(instance_t));
   if (inst == NULL || napi_set_instance_data(env, inst, free_instance, NULL) != napi_ok) {
     free(inst);
     napi_throw_error(env, "ENOMEM", "weft_netlink: cannot allocate instance data");
+    return NULL;
+  }
+  if (napi_add_async_cleanup_hook(env, on_env_teardown, inst, NULL) != napi_ok) {
+    napi_throw_error(env, "EINVAL", "weft_netlink: cannot register the environment cleanup hook");
     return NULL;
   }
   napi_property_descriptor props[] = {

@@ -5,16 +5,13 @@
  */
 import type { Lease } from "../lease/lease.js";
 import { describeLeaseFault } from "../lease/lease-fault.js";
-import type { FdbEntry, NeighEntry, RouteEntry } from "../reconcile/kernel-state.js";
 import type { DesiredPeers, PeerProblem } from "./backend.js";
 
 export class PeerStateCache {
   private readonly byLease = new WeakMap<Lease, DesiredPeers>();
 
   collect(own: Lease, peers: Iterable<Lease>, compute: (peer: Lease) => DesiredPeers): DesiredPeers {
-    const routes: RouteEntry[] = [];
-    const neighs: NeighEntry[] = [];
-    const fdbs: FdbEntry[] = [];
+    const state: Record<string, unknown[]> = {};
     const problems: PeerProblem[] = [];
     for (const peer of peers) {
       if (peer.key === own.key) continue;
@@ -23,12 +20,16 @@ export class PeerStateCache {
         part = containPeer(peer, compute);
         this.byLease.set(peer, part);
       }
-      routes.push(...part.state.routes);
-      neighs.push(...part.state.neighs);
-      fdbs.push(...part.state.fdbs);
-      problems.push(...part.problems);
+      for (const kind in part.state) {
+        const entries = part.state[kind]!;
+        if (entries.length === 0) continue;
+        const into = state[kind];
+        if (into) for (const entry of entries) into.push(entry);
+        else state[kind] = [...entries];
+      }
+      for (const problem of part.problems) problems.push(problem);
     }
-    return { state: { routes, neighs, fdbs }, problems };
+    return { state, problems };
   }
 }
 
@@ -41,7 +42,7 @@ function containPeer(peer: Lease, compute: (peer: Lease) => DesiredPeers): Desir
     return compute(peer);
   } catch (err) {
     return {
-      state: { routes: [], neighs: [], fdbs: [] },
+      state: {},
       problems: [{ key: peer.key, reason: describeLeaseFault(err, "using it") }],
     };
   }

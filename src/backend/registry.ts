@@ -1,37 +1,46 @@
-/** Backends by the name used in the config's Backend.Type. Add a backend here. */
-import type { RtNetlink } from "../netlink/index.js";
-import { UserError } from "../user-error.js";
-import type { Backend, BackendContext } from "./backend.js";
-import { HostGwBackend } from "./host-gw/host-gw-backend.js";
-import { VxlanBackend } from "./vxlan/vxlan-backend.js";
+/** Backends by the name used in the config's Backend.Type. Add a backend here: one line. */
+import type { NetworkConfig } from "../config/network-config.js";
+import { ConfigError } from "../config/network-config.js";
+import { allocRegistration } from "./alloc/alloc-backend.js";
+import type { BackendFactory, BackendRegistration } from "./backend.js";
+import { extensionRegistration } from "./extension/extension-backend.js";
+import { hostGwRegistration } from "./host-gw/host-gw-backend.js";
+import { udpRegistration } from "./udp/udp-backend.js";
+import { vxlanRegistration } from "./vxlan/vxlan-backend.js";
 
-type BackendFactory = (context: BackendContext, netlink: RtNetlink) => Backend;
-
-const BACKENDS = new Map<string, BackendFactory>([
-  ["vxlan", (context, netlink) => new VxlanBackend(context, netlink)],
-  ["host-gw", (context) => new HostGwBackend(context)],
-]);
-
-/** flannel's other backends: recognised, so the error can say they are not built yet. */
-const NOT_YET = [
-  "udp",
-  "wireguard",
-  "ipip",
-  "ipsec",
-  "alloc",
-  "extension",
-  "gce",
-  "aws-vpc",
-  "ali-vpc",
-  "tencent-vpc",
+const BACKENDS: readonly BackendRegistration[] = [
+  vxlanRegistration,
+  hostGwRegistration,
+  udpRegistration,
+  allocRegistration,
+  extensionRegistration,
 ];
 
-export function createBackend(type: string, context: BackendContext, netlink: RtNetlink): Backend {
-  const factory = BACKENDS.get(type.toLowerCase());
-  if (factory) return factory(context, netlink);
-  const known = [...BACKENDS.keys()].join(", ");
-  if (NOT_YET.includes(type.toLowerCase())) {
-    throw new UserError(`backend "${type}" is not supported by weft yet`, `use one of: ${known}`);
+/** flannel's other backends: recognised, so the error can say they are not built yet. */
+const NOT_YET = ["wireguard", "ipip", "ipsec", "gce", "aws-vpc", "ali-vpc", "tencent-vpc"];
+
+export function findBackend(type: string): BackendRegistration | undefined {
+  const wanted = type.toLowerCase();
+  return BACKENDS.find((b) => b.type === wanted);
+}
+
+/**
+ * The registration for the config's backend and its checked settings, ready to create. Throws
+ * ConfigError (weftd waits for a fixed config) for an unknown type or a bad backend key.
+ */
+export function configureBackend(config: NetworkConfig): {
+  registration: BackendRegistration;
+  create: BackendFactory;
+} {
+  const registration = findBackend(config.backendType);
+  if (!registration) {
+    const known = BACKENDS.map((b) => b.type).join(", ");
+    const type = config.backendType;
+    throw new ConfigError(
+      NOT_YET.includes(type.toLowerCase())
+        ? `backend "${type}" is not supported by weft yet (use one of: ${known})`
+        : `unknown backend type "${type}" in Backend.Type (use one of: ${known})`,
+    );
   }
-  throw new UserError(`unknown backend type "${type}" in Backend.Type`, `use one of: ${known}`);
+  return { registration, create: registration.configure(config) };
 }

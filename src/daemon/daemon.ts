@@ -6,32 +6,39 @@
 import type { Server } from "node:http";
 import v8 from "node:v8";
 import vm from "node:vm";
-import type { Backend, DesiredPeers } from "../backend/backend.js";
-import { createBackend } from "../backend/registry.js";
-import { enabledNetworks, type NetworkConfig } from "../config/network-config.js";
+import type { Backend, BackendRegistration, DesiredPeers } from "../backend/backend.js";
+import { diffPeers } from "../backend/peer-change.js";
+import { configureBackend } from "../backend/registry.js";
+import type { NetworkConfig } from "../config/network-config.js";
 import { formatCIDR, type IPNetwork } from "../ip/ip-network.js";
 import type { Lease } from "../lease/lease.js";
 import { readPreviousSubnets, writeSubnetEnv } from "../lease/subnet-env.js";
-import { type RtEvent, type RtEvents, RtNetlink } from "../netlink/index.js";
-import { NetlinkKernel } from "../reconcile/netlink-kernel.js";
+import { type RtEvent, type RtEvents, type RtGroup, RtNetlink } from "../netlink/index.js";
+import { createKernelKinds, type KernelKinds } from "../reconcile/kinds/kernel-kinds.js";
 import { type OwnershipScope, Reconciler } from "../reconcile/reconciler.js";
+import { type BackoffOptions, logEachDistinct, retry } from "../retry/backoff.js";
+import { openSubnetManager } from "../subnet/registry.js";
 import type { SubnetManager } from "../subnet/subnet-manager.js";
 import { boundText } from "../text/untrusted-text.js";
 import { describeError, UserError } from "../user-error.js";
-import { findExternalInterface } from "./external-interface.js";
+import { ownBlackholeRoutes, withBlackholeRoutes } from "./blackhole-routes.js";
+import { renderMetrics } from "./daemon-metrics.js";
+import { findExternalInterface, interfaceChoice } from "./external-interface.js";
 import type { Flags } from "./flags.js";
 import { startHealthServer } from "./health-server.js";
 import { readHostNetworks } from "./host-networks.js";
 import type { Logger } from "./logger.js";
+import { ownershipScope } from "./ownership-scope.js";
 import { PeerLeaseFilter } from "./peer-lease-filter.js";
-import { TrafficRulesSync } from "./traffic-rules-sync.js";
+import { firewallsFor, TrafficRulesSync, trafficOptions } from "./traffic-rules-sync.js";
 import { rescueUnderlay } from "./underlay-rescue.js";
 
 /** A full reconcile now and then catches anything no event told us about. */
 const SAFETY_RECONCILE_MS = 30_000;
 /** Coalesce bursts of netlink notifications (our own writes cause them too). */
 const EVENT_DEBOUNCE_MS = 20;
-const RETRY_MS = 1000;
+/** Waiting for the store or for a fixed config: soon at first, then every few seconds. */
+const STARTUP_RETRY: BackoffOptions = { minMs: 1000, maxMs: 5000 };
 
 /**
  * A full garbage collection, so V8 returns the pages a burst of work left behind (RSS is what operators
@@ -42,84 +49,6 @@ function releaseMemory(): void {
   (vm.runInNewContext("gc") as () => void)();
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function openSubnetManager(flags: Flags, log: Logger): Promise<SubnetManager> {
-  if (flags.bool("kube-subnet-mgr")) {
-    // Loaded only in kube mode, like the etcd client below.
-    const { openKubeSubnetManager } = await import("../subnet/kube/open-kube-subnet-manager.js");
-    return openKubeSubnetManager({
-      apiUrl: flags.string("kube-api-url"),
-      kubeconfigFile: flags.string("kubeconfig-file"),
-      annotationPrefix: flags.string("kube-annotation-prefix"),
-      netConfigPath: flags.string("net-config-path"),
-      setNodeNetworkUnavailable: flags.bool("set-node-network-unavailable"),
-      env: process.env,
-      log: (m) => log.info(m),
-    });
-  }
-  const margin = flags.int("subnet-lease-renew-margin");
-  if (margin <= 0 || margin >= 24 * 60) {
-    throw new UserError(`--subnet-lease-renew-margin ${margin} is out of range`, "use 1 to 1439 minutes");
-  }
-  // Loaded only in etcd mode: the client is the biggest dependency weftd has.
-  const { EtcdStore } = await import("../subnet/etcd/etcd-store.js");
-  const { EtcdSubnetManager } = await import("../subnet/etcd/etcd-subnet-manager.js");
-  const endpoints = flags
-    .string("etcd-endpoints")
-    .split(",")
-    .map((e) => e.trim())
-    .filter((e) => e !== "");
-  for (const endpoint of endpoints) {
-    if (!/^https?:\/\/[^/]+/.test(endpoint)) {
-      throw new UserError(
-        `--etcd-endpoints has ${JSON.stringify(endpoint)}, which is not a URL`,
-        "write endpoints like http://10.0.0.1:2379",
-      );
-    }
-  }
-  const store = await EtcdStore.connect({
-    endpoints,
-    caFile: flags.string("etcd-cafile") || undefined,
-    certFile: flags.string("etcd-certfile") || undefined,
-    keyFile: flags.string("etcd-keyfile") || undefined,
-    username: flags.string("etcd-username") || undefined,
-    password: flags.string("etcd-password") || undefined,
-    callTimeoutMs: 5000,
-  });
-  return new EtcdSubnetManager(store, {
-    prefix: flags.string("etcd-prefix").replace(/\/+$/, ""),
-    leaseTtlSeconds: 24 * 60 * 60,
-    renewMarginSeconds: margin * 60,
-    log: (m) => log.info(m),
-  });
-}
-
-/**
- * Retries `step` every second until it succeeds, logging each distinct failure once; errors for which
- * `fatal` says yes are not retried.
- */
-async function retry<T>(
-  what: string,
-  step: () => Promise<T>,
-  log: Logger,
-  stopped: () => boolean,
-  fatal: (err: unknown) => boolean = () => false,
-): Promise<T> {
-  let last = "";
-  for (;;) {
-    try {
-      return await step();
-    } catch (err) {
-      if (stopped() || fatal(err)) throw err;
-      const text = describeError(err);
-      if (text !== last) log.warn(`${what}: ${text}; retrying every ${RETRY_MS / 1000} s`);
-      last = text;
-      await sleep(RETRY_MS);
-    }
-  }
-}
-
 export class Daemon {
   private netlink!: RtNetlink;
   private events: RtEvents | undefined;
@@ -128,7 +57,9 @@ export class Daemon {
   private config!: NetworkConfig;
   private lease!: Lease;
   private mtu = 0;
-  private kernel!: NetlinkKernel;
+  private kernel!: KernelKinds;
+  private registration!: BackendRegistration;
+  private peers: ReadonlyMap<string, Lease> = new Map();
   private reconciler!: Reconciler;
   private traffic!: TrafficRulesSync;
   private health: Server | undefined;
@@ -160,53 +91,53 @@ export class Daemon {
     }
     this.netlink = await RtNetlink.open();
     await rescueUnderlay(this.netlink, (m) => log.warn(m));
-    this.manager = await openSubnetManager(flags, log);
+    this.manager = await openSubnetManager({
+      flags,
+      env: process.env,
+      log: (m) => log.info(m),
+      logError: (m) => log.error(m),
+    });
     log.info(`created subnet manager: ${this.manager.name}`);
 
-    this.config = await retry(
-      "waiting for the network config",
-      () => this.manager.getNetworkConfig(),
-      log,
-      () => this.stopping,
-    );
-    log.info(`found network config: backend type ${this.config.backendType}`);
-    if (this.config.enableNFTables)
-      log.warn("EnableNFTables is set but weft manages rules with iptables for now");
-
-    const ext = await findExternalInterface(this.netlink, {
-      iface: flags.list("iface"),
-      ifaceRegex: flags.list("iface-regex"),
-      ifaceCanReach: flags.string("iface-can-reach"),
-      publicIP: flags.string("public-ip"),
-      publicIPv6: flags.string("public-ipv6"),
-      ipv4: this.config.enableIPv4,
-      ipv6: this.config.enableIPv6,
+    // A bad backend key is a config error like any other: wait for a fixed config, set nothing up.
+    let create!: ReturnType<typeof configureBackend>["create"];
+    this.config = await this.retryStartup("waiting for a valid network config", async () => {
+      const config = await this.manager.getNetworkConfig();
+      ({ registration: this.registration, create } = configureBackend(config));
+      return config;
     });
+    log.info(`found network config: backend type ${this.config.backendType}`);
+
+    const ext = await findExternalInterface(this.netlink, interfaceChoice(flags, this.config));
     log.info(
       `using interface ${ext.name} (public address ${[ext.publicIP, ext.publicIPv6].filter(Boolean).join(", ")})`,
     );
 
     const stored = await this.manager.storedBackendData?.();
-    this.backend = createBackend(
-      this.config.backendType,
-      { config: this.config, extIface: ext, log: (m) => log.info(m), stored },
-      this.netlink,
-    );
+    this.kernel = createKernelKinds(this.netlink);
+    this.backend = create({
+      config: this.config,
+      extIface: ext,
+      netlink: this.netlink,
+      kernel: this.kernel,
+      log: (m) => log.info(m),
+      warn: (m) => log.warn(m),
+      stored,
+    });
     const { attrs, mtu } = await this.backend.setUp();
     this.mtu = mtu;
 
     const subnetFile = flags.string("subnet-file");
     const previous = await readPreviousSubnets(subnetFile);
-    this.lease = await retry(
+    this.lease = await this.retryStartup(
       "acquiring a subnet lease",
       () =>
         this.manager.acquireLease({
           attrs,
           previousSubnet: previous.subnet,
           previousIPv6Subnet: previous.ipv6Subnet,
+          leaseRules: this.registration.leaseRules,
         }),
-      log,
-      () => this.stopping,
       // An operator error (no free subnet) does not fix itself by retrying: stop with it.
       (err) => err instanceof UserError,
     );
@@ -217,16 +148,10 @@ export class Daemon {
         .join(", ")}`,
     );
     await this.backend.attachLease(this.lease);
+    await this.backend.start?.(this.lease);
 
-    this.traffic = new TrafficRulesSync(
-      {
-        ipMasq: flags.bool("ip-masq"),
-        randomFully: !flags.bool("ip-masq-fully-random-disable"),
-        forwardRules: flags.bool("iptables-forward-rules"),
-        resyncSeconds: flags.int("iptables-resync"),
-      },
-      log,
-    );
+    const { use, other } = firewallsFor(this.config.enableNFTables);
+    this.traffic = new TrafficRulesSync(trafficOptions(flags), use, other, log);
     await this.traffic.start(this.config, this.lease);
     await this.writeSubnetFile();
 
@@ -237,9 +162,22 @@ export class Daemon {
       warn: (m) => log.warn(m),
     });
     await this.filter.refresh();
-    this.kernel = new NetlinkKernel(this.netlink);
-    this.reconciler = new Reconciler(this.kernel, this.scope(), (m, v) => log.info(m, v));
-    this.events = this.netlink.subscribe(["link", "neigh", "ipv4-route", "ipv6-route"]);
+    // The blackhole routes are of the route kind, which a backend such as alloc does not declare.
+    const backendKinds = this.backend.kinds;
+    const kinds =
+      flags.bool("ip-blackhole-route") && !backendKinds.includes(this.kernel.route)
+        ? [...backendKinds, this.kernel.route]
+        : backendKinds;
+    this.reconciler = new Reconciler({
+      kinds,
+      scope: this.scope(),
+      log: (m, v) => log.info(m, v),
+      prepare: () => this.kernel.refresh(),
+      onClean: () => this.onCleanRun(),
+    });
+    const groups = new Set<RtGroup>(["link"]);
+    for (const kind of kinds) for (const group of kind.events?.groups ?? []) groups.add(group);
+    this.events = this.netlink.subscribe([...groups]);
     this.events.on("event", (event: RtEvent) => this.onKernelEvent(event));
     this.events.on("overrun", () => {
       log.warn("missed kernel notifications (receive buffer overrun); reconciling everything");
@@ -264,13 +202,22 @@ export class Daemon {
     this.timers.push(setInterval(refresh, SAFETY_RECONCILE_MS));
   }
 
+  /** Retries a start-up step with the shared backoff, logging each distinct failure once. */
+  private retryStartup<T>(
+    what: string,
+    step: () => Promise<T>,
+    isFatal?: (err: unknown) => boolean,
+  ): Promise<T> {
+    return retry(step, {
+      backoff: STARTUP_RETRY,
+      onFailure: logEachDistinct((m) => this.log.warn(m), what, describeError),
+      stopped: () => this.stopping,
+      isFatal,
+    });
+  }
+
   private scope(): OwnershipScope {
-    return {
-      networks: enabledNetworks(this.config),
-      ownSubnets: [this.lease.subnet, this.lease.ipv6Subnet].filter((n): n is IPNetwork => n !== undefined),
-      routeDevices: this.backend.routeDevices,
-      ownedDevices: this.backend.ownedDevices,
-    };
+    return ownershipScope(this.config, this.lease, this.backend);
   }
 
   private async writeSubnetFile(): Promise<void> {
@@ -297,30 +244,43 @@ export class Daemon {
    * here is logged, never thrown back into the store's callback.
    */
   private recompute(): void {
+    // Before the first list the table is empty, not known: desiring nothing would remove every route.
+    if (!this.listed) return;
     let desired: DesiredPeers;
+    let peers: Lease[];
     try {
-      desired = this.backend.desiredState(this.lease, this.filter.peers(this.leases, this.lease));
+      peers = this.filter.peers(this.leases, this.lease);
+      desired = this.backend.desiredState(this.lease, peers);
       this.filter.report(desired.problems);
     } catch (err) {
       this.log.error(`computing the desired state failed: ${boundText(describeError(err), 200)}`);
       return;
     }
-    const run = this.reconciler.setDesired(desired.state);
-    if (!this.programmed && this.listed) {
-      void run.then(() => {
-        if (this.programmed) return;
-        this.programmed = true;
-        this.log.info(`datapath programmed for ${this.leases.size - 1} peer(s)`);
-        void this.manager.networkReady?.();
-        // The first programming of many peers leaves a large heap of garbage; give it back now.
-        releaseMemory();
-      });
+    const blackholes = this.flags.bool("ip-blackhole-route")
+      ? ownBlackholeRoutes(this.config, this.lease)
+      : [];
+    void this.reconciler.setDesired(withBlackholeRoutes(desired.state, blackholes));
+    if (this.backend.peersChanged) {
+      const change = diffPeers(this.lease, this.peers, peers);
+      this.peers = change.peers;
+      this.backend.peersChanged(change);
     }
+  }
+
+  /** /readyz turns ready after the first clean run over the listed leases (runs wait for a desired state). */
+  private onCleanRun(): void {
+    if (this.programmed || !this.listed) return;
+    this.programmed = true;
+    this.log.info(`datapath programmed for ${this.leases.size - 1} peer(s)`);
+    void this.manager.networkReady?.();
+    // The first programming of many peers leaves a large heap of garbage; give it back now.
+    releaseMemory();
   }
 
   private onKernelEvent(event: RtEvent): void {
     if (this.stopping) return;
     if (event.kind === "link") {
+      this.kernel.noteEvent(event);
       const ours = [...this.backend.ownedDevices];
       if (ours.includes(event.link.name) && (event.action === "del" || !event.link.up)) {
         this.log.warn(
@@ -333,8 +293,7 @@ export class Daemon {
     }
     // Someone else touched what we manage: converge soon, once for the whole burst. Notifications
     // caused by our own writes match the desired state and are ignored.
-    const change = this.kernel.changeOf(event);
-    if (!change || !this.reconciler.needsRepair(change)) return;
+    if (!this.reconciler.concerns(event)) return;
     clearTimeout(this.eventTimer);
     this.eventTimer = setTimeout(() => void this.reconciler.trigger(), EVENT_DEBOUNCE_MS);
   }
@@ -364,35 +323,16 @@ export class Daemon {
   }
 
   private metrics(): string {
-    const stats = this.reconciler?.stats;
-    const lines = [
-      "# HELP weft_peers Leases of other hosts currently known.",
-      "# TYPE weft_peers gauge",
-      `weft_peers ${Math.max(0, this.leases.size - (this.lease && this.leases.has(this.lease.key) ? 1 : 0))}`,
-      "# HELP weft_lease_updates_total Lease table updates received from the store.",
-      "# TYPE weft_lease_updates_total counter",
-      `weft_lease_updates_total ${this.leaseEvents}`,
-      ...(this.filter?.metricLines() ?? []),
-      "# HELP weft_reconcile_runs_total Reconcile runs (dump, diff, apply).",
-      "# TYPE weft_reconcile_runs_total counter",
-      `weft_reconcile_runs_total ${stats?.runs ?? 0}`,
-      "# HELP weft_kernel_changes_total Routes, neighbours and FDB entries written or removed.",
-      "# TYPE weft_kernel_changes_total counter",
-      `weft_kernel_changes_total ${stats?.changes ?? 0}`,
-      "# HELP weft_kernel_change_failures_total Kernel changes that failed.",
-      "# TYPE weft_kernel_change_failures_total counter",
-      `weft_kernel_change_failures_total ${stats?.failures ?? 0}`,
-      "# HELP weft_device_repairs_total Times a backend device was restored after deletion.",
-      "# TYPE weft_device_repairs_total counter",
-      `weft_device_repairs_total ${this.deviceRepairs}`,
-      "# HELP weft_iptables_repairs_total iptables chains restored after being changed.",
-      "# TYPE weft_iptables_repairs_total counter",
-      `weft_iptables_repairs_total ${this.traffic?.repairs ?? 0}`,
-      "# HELP weft_reconcile_last_duration_seconds Duration of the last reconcile run.",
-      "# TYPE weft_reconcile_last_duration_seconds gauge",
-      `weft_reconcile_last_duration_seconds ${((stats?.lastDurationMs ?? 0) / 1000).toFixed(6)}`,
-    ];
-    return `${lines.join("\n")}\n`;
+    const ownListed = this.lease !== undefined && this.leases.has(this.lease.key);
+    return renderMetrics({
+      peers: Math.max(0, this.leases.size - (ownListed ? 1 : 0)),
+      leaseUpdates: this.leaseEvents,
+      leaseScope: this.filter?.metricLines() ?? [],
+      deviceRepairs: this.deviceRepairs,
+      iptablesRepairs: this.traffic?.repairs ?? 0,
+      reconcile: this.reconciler?.stats,
+      backend: this.backend?.metricLines?.() ?? [],
+    });
   }
 
   /** Stops watching and serving; the datapath stays as it is so traffic flows until the next start. */
@@ -403,6 +343,9 @@ export class Daemon {
     this.traffic?.stop();
     this.events?.close();
     await this.reconciler?.close();
+    await this.backend
+      ?.close?.()
+      .catch((err) => this.log.error(`closing the backend: ${describeError(err)}`));
     await this.manager?.close().catch(() => undefined);
     this.netlink?.close();
     await new Promise<void>((resolve) => (this.health ? this.health.close(() => resolve()) : resolve()));

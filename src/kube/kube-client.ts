@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { boundText } from "../text/untrusted-text.js";
 import type { KubeConnection } from "./kube-connection.js";
 
 /** The API answered with an error Status. */
@@ -15,17 +16,32 @@ export class KubeApiError extends Error {
     readonly code: number,
     readonly reason: string,
     readonly apiMessage: string,
+    /** The server's Retry-After header, or the Status's details.retryAfterSeconds. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(`${method} ${path}: ${code} ${reason}: ${apiMessage}`);
     this.name = "KubeApiError";
   }
 }
 
-/** The API could not be reached (connection refused, TLS failure, timeout). */
+/** The API could not be reached (connection refused or reset, TLS failure, timeout). */
 export class KubeConnectionError extends Error {
-  constructor(server: string, cause: string) {
+  constructor(
+    server: string,
+    cause: string,
+    /** The errno or TLS error code (ECONNRESET, CERT_HAS_EXPIRED), or "TOKEN" when our token is unreadable. */
+    readonly code?: string,
+  ) {
     super(`cannot reach the Kubernetes API at ${server}: ${cause}`);
     this.name = "KubeConnectionError";
+  }
+}
+
+/** A watch stream that carried no bytes (not even a bookmark) for too long: likely a half-open connection. */
+export class KubeWatchIdleError extends Error {
+  constructor(readonly idleMs: number) {
+    super(`the watch carried no data for ${idleMs / 1000} s (the connection is probably dead)`);
+    this.name = "KubeWatchIdleError";
   }
 }
 
@@ -41,6 +57,11 @@ export interface WatchHandle {
 }
 
 const REQUEST_TIMEOUT_MS = 30_000;
+/**
+ * With allowWatchBookmarks the API sends a bookmark about once a minute, so 90 s of silence means the
+ * connection is dead; an older API that only sends events costs one cheap resume per quiet 90 s.
+ */
+export const WATCH_IDLE_MS = 90_000;
 
 export class KubeClient {
   private readonly agent: HttpAgent | HttpsAgent;
@@ -79,6 +100,7 @@ export class KubeClient {
     body: string | undefined,
     contentType: string | undefined,
     timeoutMs: number | undefined,
+    timeoutUntilHeaders = false,
   ): Promise<IncomingMessage> {
     const send = this.secure ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
@@ -87,11 +109,19 @@ export class KubeClient {
         headers = this.headers(contentType);
       } catch (err) {
         reject(
-          new KubeConnectionError(this.connection.server, `cannot read the token: ${(err as Error).message}`),
+          new KubeConnectionError(
+            this.connection.server,
+            `cannot read the token: ${(err as Error).message}`,
+            "TOKEN",
+          ),
         );
         return;
       }
-      const req = send(`${this.connection.server}${path}`, { method, agent: this.agent, headers }, resolve);
+      const req = send(`${this.connection.server}${path}`, { method, agent: this.agent, headers }, (res) => {
+        // A watch keeps its own idle timer on the body from here on.
+        if (timeoutUntilHeaders) req.setTimeout(0);
+        resolve(res);
+      });
       if (timeoutMs) {
         req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
       }
@@ -100,6 +130,7 @@ export class KubeClient {
           new KubeConnectionError(
             this.connection.server,
             err.code ? `${err.code} ${err.message}` : err.message,
+            err.code,
           ),
         ),
       );
@@ -122,8 +153,8 @@ export class KubeClient {
       text === undefined ? undefined : contentType,
       REQUEST_TIMEOUT_MS,
     );
-    const raw = await readAll(res).catch((err: Error) => {
-      throw new KubeConnectionError(this.connection.server, err.message);
+    const raw = await readAll(res).catch((err: NodeJS.ErrnoException) => {
+      throw new KubeConnectionError(this.connection.server, err.message, err.code ?? "ECONNRESET");
     });
     const status = res.statusCode ?? 0;
     if (status >= 200 && status < 300) {
@@ -133,22 +164,43 @@ export class KubeClient {
         throw new KubeApiError(method, path, status, "BadResponse", "the answer is not JSON");
       }
     }
-    throw apiError(method, path, status, raw);
+    throw apiError(method, path, res, raw);
   }
 
   /**
    * Opens a watch; each event line goes to onEvent in order. Rejects with KubeApiError if the API refuses
-   * the watch itself; later trouble ends the stream (done resolves with the error).
+   * the watch itself; later trouble ends the stream (done resolves with the error). A stream silent for
+   * idleMs (no event, no bookmark, no answer at all) is cut and ends with KubeWatchIdleError: a half-open
+   * connection never ends by itself.
    */
-  async watch(path: string, onEvent: (event: WatchEvent) => void): Promise<WatchHandle> {
-    const res = await this.open("GET", path, undefined, undefined, undefined);
+  async watch(
+    path: string,
+    onEvent: (event: WatchEvent) => void,
+    idleMs = WATCH_IDLE_MS,
+  ): Promise<WatchHandle> {
+    const res = await this.open("GET", path, undefined, undefined, idleMs, true);
     const status = res.statusCode ?? 0;
-    if (status !== 200) throw apiError("GET", path, status, await readAll(res).catch(() => ""));
+    if (status !== 200) throw apiError("GET", path, res, await readAll(res).catch(() => ""));
     let closed = false;
+    let idle = false;
     let buffered = "";
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        idle = true;
+        res.destroy();
+      }, idleMs);
+    };
+    arm();
     const done = new Promise<"end" | Error>((resolve) => {
+      const finish = (outcome: "end" | Error) => {
+        clearTimeout(timer);
+        resolve(outcome);
+      };
       res.setEncoding("utf8");
       res.on("data", (chunk: string) => {
+        arm();
         buffered += chunk;
         let newline = buffered.indexOf("\n");
         while (newline >= 0 && !closed) {
@@ -160,7 +212,7 @@ export class KubeClient {
               event = JSON.parse(line) as WatchEvent;
             } catch {
               res.destroy();
-              resolve(new Error("the watch stream carried a line that is not JSON"));
+              finish(new Error("the watch stream carried a line that is not JSON"));
               return;
             }
             onEvent(event);
@@ -168,9 +220,13 @@ export class KubeClient {
           newline = buffered.indexOf("\n");
         }
       });
-      res.on("end", () => resolve("end"));
-      res.on("error", (err) => resolve(err));
-      res.on("close", () => resolve(closed ? "end" : new Error("the watch connection closed")));
+      res.on("end", () => finish("end"));
+      res.on("error", (err) => finish(idle ? new KubeWatchIdleError(idleMs) : err));
+      res.on("close", () =>
+        finish(
+          closed ? "end" : idle ? new KubeWatchIdleError(idleMs) : new Error("the watch connection closed"),
+        ),
+      );
     });
     return {
       done,
@@ -186,17 +242,40 @@ export class KubeClient {
   }
 }
 
-function apiError(method: string, path: string, status: number, raw: string): KubeApiError {
+function apiError(method: string, path: string, res: IncomingMessage, raw: string): KubeApiError {
+  const status = res.statusCode ?? 0;
   let reason = "";
-  let message = raw.trim().slice(0, 300);
+  let message = raw.trim();
+  let retryAfter = retryAfterHeader(res.headers["retry-after"]);
   try {
-    const parsed = JSON.parse(raw) as { reason?: string; message?: string };
-    reason = parsed.reason ?? "";
-    message = parsed.message ?? message;
+    const parsed = JSON.parse(raw) as {
+      reason?: unknown;
+      message?: unknown;
+      details?: { retryAfterSeconds?: unknown };
+    };
+    if (typeof parsed.reason === "string") reason = parsed.reason;
+    if (typeof parsed.message === "string") message = parsed.message;
+    const seconds = parsed.details?.retryAfterSeconds;
+    if (retryAfter === undefined && typeof seconds === "number" && seconds > 0) retryAfter = seconds;
   } catch {
-    // not a Status body
+    // not a Status body (a proxy's error page)
   }
-  return new KubeApiError(method, path, status, reason || `HTTP ${status}`, message);
+  return new KubeApiError(
+    method,
+    path,
+    status,
+    boundText(reason || `HTTP ${status}`),
+    boundText(message, 300),
+    retryAfter,
+  );
+}
+
+/** Retry-After in seconds (the API sends seconds; an HTTP date from a proxy is read too). */
+function retryAfterHeader(value: string | undefined): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim());
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
 }
 
 function readAll(res: IncomingMessage): Promise<string> {

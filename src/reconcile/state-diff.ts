@@ -1,21 +1,9 @@
-/** What to change so the kernel holds exactly the desired entries: pure set arithmetic by key. */
-import {
-  type FdbEntry,
-  fdbKey,
-  type KernelState,
-  type NeighEntry,
-  neighKey,
-  type RouteEntry,
-  routeKey,
-  sameFdb,
-  sameNeigh,
-  sameRoute,
-} from "./kernel-state.js";
+/** What to change so a kind holds exactly the desired entries: pure set arithmetic by key. */
 
 export interface Changes<T> {
   /** Missing, or present with other values: to be written with replace semantics. */
   readonly put: T[];
-  /** Present in the kernel, ours, and no longer wanted. */
+  /** Present, ours, and no longer wanted. */
   readonly remove: T[];
 }
 
@@ -42,8 +30,9 @@ export function indexEntries<T>(entries: readonly T[], key: (entry: T) => string
   return index;
 }
 
-export function diffEntries<T>(
-  desired: readonly T[],
+/** The changes from what exists (a dump, unindexed, maybe with duplicates) to `want`. */
+export function diffActual<T>(
+  want: ReadonlyMap<string, T>,
   actual: readonly T[],
   key: (entry: T) => string,
   same: (a: T, b: T) => boolean,
@@ -52,35 +41,19 @@ export function diffEntries<T>(
   const duplicates: T[] = [];
   for (const entry of actual) {
     const k = key(entry);
-    // Duplicates in the kernel (e.g. two FDB remotes for one MAC) beyond the first are removed.
+    // Duplicates (e.g. two FDB remotes for one MAC) beyond the first are removed.
     if (have.has(k)) duplicates.push(entry);
     else have.set(k, entry);
   }
-  const changes = diffIndexed(indexEntries(desired, key), have, same);
+  const changes = diffIndexed(want, have, same);
   return { put: changes.put, remove: [...changes.remove, ...duplicates] };
 }
 
-export interface StateChanges {
-  readonly routes: Changes<RouteEntry>;
-  readonly neighs: Changes<NeighEntry>;
-  readonly fdbs: Changes<FdbEntry>;
-}
-
-export function diffState(desired: KernelState, actual: KernelState): StateChanges {
-  return {
-    routes: diffEntries(desired.routes, actual.routes, routeKey, sameRoute),
-    neighs: diffEntries(desired.neighs, actual.neighs, neighKey, sameNeigh),
-    fdbs: diffEntries(desired.fdbs, actual.fdbs, fdbKey, sameFdb),
-  };
-}
-
-export function changeCount(changes: StateChanges): number {
-  return (
-    changes.routes.put.length +
-    changes.routes.remove.length +
-    changes.neighs.put.length +
-    changes.neighs.remove.length +
-    changes.fdbs.put.length +
-    changes.fdbs.remove.length
-  );
+export function diffEntries<T>(
+  desired: readonly T[],
+  actual: readonly T[],
+  key: (entry: T) => string,
+  same: (a: T, b: T) => boolean,
+): Changes<T> {
+  return diffActual(indexEntries(desired, key), actual, key, same);
 }

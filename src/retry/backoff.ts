@@ -65,3 +65,20 @@ export async function retry<T>(step: () => Promise<T>, options: RetryOptions): P
     }
   }
 }
+
+/**
+ * An onFailure for retry() that logs each distinct failure once, as "<what>: <error>; retrying", so a
+ * wait of hours leaves one line per cause, not one per attempt.
+ */
+export function logEachDistinct(
+  log: (message: string) => void,
+  what: string,
+  describe: (err: unknown) => string,
+): NonNullable<RetryOptions["onFailure"]> {
+  let last = "";
+  return (err, delayMs) => {
+    const text = describe(err);
+    if (text !== last) log(`${what}: ${text}; retrying (next in ${(delayMs / 1000).toFixed(1)} s)`);
+    last = text;
+  };
+}

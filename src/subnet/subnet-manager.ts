@@ -11,7 +11,23 @@ export interface LeaseRequest {
   /** Subnets a previous run held (from subnet.env), tried first when no lease carries our address. */
   readonly previousSubnet: IPNetwork | undefined;
   readonly previousIPv6Subnet: IPNetwork | undefined;
+  /** The backend's rules for a store that publishes field by field (kube annotations). */
+  readonly leaseRules?: LeasePublishRules | undefined;
 }
+
+/**
+ * Which lease fields a backend has published, as flannel's kube manager decides per backend type:
+ * backend-data and public-ip always, or only when the backend has IPv4 data (vxlan, wireguard); the
+ * IPv6 pair never (flannel's default), only with IPv6 data and an IPv6 address (vxlan, wireguard), or
+ * whenever there is an IPv6 address (host-gw).
+ */
+export interface LeasePublishRules {
+  readonly v4: "always" | "with-data";
+  readonly v6: "never" | "with-data" | "with-address";
+}
+
+/** flannel's rules for a backend that states none. */
+export const DEFAULT_LEASE_RULES: LeasePublishRules = { v4: "always", v6: "never" };
 
 export interface LeaseWatcher {
   /** Every lease in the cluster, ours included, after each change; the first call is the initial list. */

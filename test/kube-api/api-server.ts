@@ -7,7 +7,7 @@
  * whatever a client under test happens to send.
  *
  * Test-only endpoints live under /weft-test/ (admin only): compact the event history, drop open watches,
- * read the request log.
+ * read the request log, set the fault plan and read which faults were injected.
  */
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -15,6 +15,7 @@ import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { type Attributes, allowed, forbiddenMessage, type User } from "./access-control.js";
+import { FaultPlan, type FaultRule, parseFaultRules } from "./faults.js";
 import { applyJsonPatch } from "./json-patch.js";
 import { clone, isObject, type Json, type JsonObject, PatchError } from "./json-value.js";
 import { applyMergePatch } from "./merge-patch.js";
@@ -38,6 +39,8 @@ export interface ApiServerOptions {
   readonly bookmarkIntervalMs?: number;
   /** Upper bound on a watch without timeoutSeconds. */
   readonly maxWatchSeconds?: number;
+  /** Requests that fail first (see faults.ts); replaced at run time by POST /weft-test/faults. */
+  readonly faults?: readonly FaultRule[];
   /** Called for every request (the server also keeps the last ones for GET /weft-test/requests). */
   readonly onRequest?: (entry: RequestLogEntry) => void;
 }
@@ -75,11 +78,13 @@ const SERVER_VERSION = {
 export class KubeApiServer {
   readonly store: ObjectStore;
   readonly requests: RequestLogEntry[] = [];
+  readonly faults = new FaultPlan();
   private readonly server: Server;
   private readonly openWatches = new Set<() => void>();
 
   constructor(private readonly options: ApiServerOptions) {
     this.store = new ObjectStore(options.historyLimit ?? 1000);
+    this.faults.set(options.faults ?? []);
     for (const name of ["default", "kube-system", "kube-public", "kube-node-lease"]) {
       const type = findType("", "v1", "namespaces")!;
       this.store.create(
@@ -120,6 +125,7 @@ export class KubeApiServer {
 
   async close(): Promise<void> {
     this.closeWatches();
+    this.faults.releaseStalled();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -174,7 +180,7 @@ export class KubeApiServer {
     const url = new URL(req.url ?? "/", "https://server");
     const path = url.pathname.replace(/\/+$/, "") || "/";
     const method = req.method ?? "GET";
-    if (path.startsWith("/weft-test/")) return this.testControl(method, path, res, user);
+    if (path.startsWith("/weft-test/")) return this.testControl(method, path, body, res, user);
     if (method === "GET") {
       const discovery = this.discovery(path);
       if (discovery !== undefined) {
@@ -191,6 +197,14 @@ export class KubeApiServer {
     if (!target) throw new ApiError(404, "NotFound", "the server could not find the requested resource");
     const query = url.searchParams;
     const verb = verbOf(method, target, query);
+    const resourceName = target.subresource
+      ? `${target.resource.plural}/${target.subresource}`
+      : target.resource.plural;
+    const fault = this.faults.take(verb, resourceName, user.name);
+    if (fault) {
+      this.faults.apply(fault, verb, req, res);
+      return;
+    }
     const attrs: Attributes = {
       verb,
       group: target.resource.group,
@@ -255,7 +269,7 @@ export class KubeApiServer {
     return undefined;
   }
 
-  private testControl(method: string, path: string, res: ServerResponse, user: User): void {
+  private testControl(method: string, path: string, body: string, res: ServerResponse, user: User): void {
     if (user.role !== "admin") throw new ApiError(403, "Forbidden", `User "${user.name}" cannot use ${path}`);
     if (method === "POST" && path === "/weft-test/compact") {
       this.store.compact();
@@ -266,6 +280,19 @@ export class KubeApiServer {
       const count = this.openWatches.size;
       this.closeWatches();
       sendJson(res, 200, { closed: count });
+      return;
+    }
+    if (method === "POST" && path === "/weft-test/faults") {
+      try {
+        this.faults.set(parseFaultRules(JSON.parse(body)));
+      } catch (err) {
+        throw new ApiError(400, "BadRequest", (err as Error).message);
+      }
+      sendJson(res, 200, {});
+      return;
+    }
+    if (method === "GET" && path === "/weft-test/faults") {
+      sendJson(res, 200, this.faults.injected);
       return;
     }
     if (method === "GET" && path === "/weft-test/requests") {

@@ -4,6 +4,7 @@ import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeApiServer } from "./api-server.js";
+import type { FaultRule } from "./faults.js";
 import { ADMIN_USER, DEFAULT_ADMIN_TOKEN, DEFAULT_WEFT_TOKEN, WEFT_USER } from "./identities.js";
 import { writeKubeconfig } from "./kubeconfig-file.js";
 import { CLIENT_CERT_CN, makeTlsMaterial, type TlsMaterial } from "./tls-material.js";
@@ -28,7 +29,7 @@ export interface RunningApi {
 }
 
 export async function startApiInProcess(
-  options: { bookmarkIntervalMs?: number; historyLimit?: number } = {},
+  options: { bookmarkIntervalMs?: number; historyLimit?: number; faults?: FaultRule[] } = {},
 ): Promise<RunningApi> {
   const dir = mkdtempSync(join(tmpdir(), "weft-kube-api-"));
   const tls = makeTlsMaterial(dir);
@@ -43,6 +44,7 @@ export async function startApiInProcess(
     certificateRoles: new Map([[CLIENT_CERT_CN, "flannel"]]),
     historyLimit: options.historyLimit ?? 1000,
     bookmarkIntervalMs: options.bookmarkIntervalMs ?? 60_000,
+    ...(options.faults ? { faults: options.faults } : {}),
   });
   const url = await server.listen();
   const call: RunningApi["call"] = (

@@ -5,6 +5,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Lab, LabHost, LabProcess } from "../lab/lab.js";
+import type { FaultRule } from "./faults.js";
 import { DEFAULT_ADMIN_TOKEN, DEFAULT_WEFT_TOKEN } from "./identities.js";
 import { nodeObject } from "./in-process.js";
 import { writeKubeconfig } from "./kubeconfig-file.js";
@@ -33,7 +34,10 @@ export interface LabApi {
   weftdArgs(host: LabHost, conf: object, extra?: string[]): string[];
 }
 
-export async function startLabApi(lab: Lab, options: { bookmarkIntervalMs?: number } = {}): Promise<LabApi> {
+export async function startLabApi(
+  lab: Lab,
+  options: { bookmarkIntervalMs?: number; faults?: FaultRule[] } = {},
+): Promise<LabApi> {
   const dir = join(lab.tempDir, "kube-api");
   const server = join(process.cwd(), "dist", "test", "kube-api", "server-main.js");
   const serverProcess = await lab.spawn(lab.fabric, [
@@ -42,6 +46,7 @@ export async function startLabApi(lab: Lab, options: { bookmarkIntervalMs?: numb
     `--listen=${lab.fabricIp}:6443`,
     `--dir=${dir}`,
     `--bookmark-interval-ms=${options.bookmarkIntervalMs ?? 1000}`,
+    ...(options.faults ? [`--faults=${JSON.stringify(options.faults)}`] : []),
   ]);
   await serverProcess.waitForOutput(/"url":"https:\/\/[^"]+"/, 20_000);
   const caFile = join(dir, "ca.crt");

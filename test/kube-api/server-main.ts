@@ -3,10 +3,12 @@
  * Runs the Kubernetes API test server as its own process (the lab starts it in the fabric namespace):
  *   node dist/test/kube-api/server-main.js --listen=172.31.0.254:6443 --dir=<tls and kubeconfig dir>
  *     [--admin-token=T] [--weft-token=T] [--bookmark-interval-ms=N] [--history=N] [--log-requests]
+ *     [--faults=<JSON array of fault rules, see faults.ts>]
  * Prints one JSON line {"url","caFile",...} on stdout once it listens; stops on SIGTERM.
  */
 import { mkdirSync } from "node:fs";
 import { KubeApiServer } from "./api-server.js";
+import { parseFaultRules } from "./faults.js";
 import { ADMIN_USER, DEFAULT_ADMIN_TOKEN, DEFAULT_WEFT_TOKEN, WEFT_USER } from "./identities.js";
 import { CLIENT_CERT_CN, makeTlsMaterial } from "./tls-material.js";
 
@@ -39,6 +41,7 @@ async function main(): Promise<void> {
     certificateRoles: new Map([[CLIENT_CERT_CN, "flannel"]]),
     historyLimit: Number(option("history", "1000")),
     bookmarkIntervalMs: Number(option("bookmark-interval-ms", "60000")),
+    faults: parseFaultRules(JSON.parse(option("faults", "[]"))),
     ...(logRequests
       ? {
           onRequest: (e) =>

@@ -15,6 +15,8 @@ export type DriverStep =
   /** lease "$lease" stands for the ID of the last grant. */
   | { op: "create"; key: string; value: string; lease: string }
   | { op: "put"; key: string; value: string; lease: string }
+  | { op: "putIfValue"; key: string; expected: string; value: string; lease: string }
+  | { op: "getStored"; key: string }
   | { op: "delete"; key: string }
   /** from "$next" stands for the last list's revision + 1. */
   | { op: "watch"; prefix: string; from: string }
@@ -78,6 +80,14 @@ async function main(): Promise<number> {
         case "put":
           await store.put(s.key, s.value, s.lease === "$lease" ? lease : s.lease);
           break;
+        case "putIfValue":
+          result = await store.putIfValue(s.key, s.expected, s.value, s.lease === "$lease" ? lease : s.lease);
+          break;
+        case "getStored": {
+          const kv = await store.getStored(s.key);
+          result = kv ? JSON.parse(JSON.stringify(kv, bigints)) : null;
+          break;
+        }
         case "delete":
           await store.delete(s.key);
           break;

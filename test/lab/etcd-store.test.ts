@@ -83,6 +83,11 @@ describe("EtcdStore against etcd 3.4", { timeout: 180_000 }, () => {
         /* 10 */ { op: "get", key: "/p/a" },
         /* 11 */ { op: "list", prefix: "/p/" },
         /* 12 */ { op: "list", prefix: "/nothing/" },
+        /* 13 */ { op: "putIfValue", key: "/p/b", expected: "b", value: "b2", lease: "$lease" },
+        /* 14 */ { op: "putIfValue", key: "/p/b", expected: "b", value: "b3", lease: "0" },
+        /* 15 */ { op: "putIfValue", key: "/p/a", expected: "", value: "a2", lease: "0" },
+        /* 16 */ { op: "getStored", key: "/p/b" },
+        /* 17 */ { op: "getStored", key: "/p/a" },
       ]);
       assert.equal(resultOf(lines, 1), "välue a");
       assert.equal(resultOf(lines, 2), null);
@@ -104,6 +109,11 @@ describe("EtcdStore against etcd 3.4", { timeout: 180_000 }, () => {
         ["/p/b", "/p/empty"],
       );
       assert.deepEqual(resultOf(lines, 12), { values: [], revision: "6" });
+      assert.equal(resultOf(lines, 13), true, "put while the value is as expected");
+      assert.equal(resultOf(lines, 14), false, "not put once the value changed");
+      assert.equal(resultOf(lines, 15), false, "not put when the key is gone");
+      assert.deepEqual(resultOf(lines, 16), { key: "/p/b", value: "b2", modRevision: "7", leaseId: lease });
+      assert.equal(resultOf(lines, 17), null);
       // The lease ID is exact (they are above 2^53) and etcd attached it to the key.
       // etcdctl prints the lease as a bare JSON number, which JSON.parse would round: read the digits.
       const json = await lab.etcdctl(["get", "/p/b", "-w", "json"]);

@@ -12,8 +12,11 @@ export interface Destroyable {
   destroySync(): void;
 }
 
-/** Lab names: `wl<owner pid>x<counter>[-<tag>]`, then `-fab` for the fabric or `-h<N>` for host N. */
-export const LAB_NAMESPACE_PATTERN = /^wl(\d+)x(\d+)(?:-[a-z0-9]{1,8})?-(?:fab|h\d+)$/;
+/**
+ * Lab names: `wl<owner pid>x<counter>[-<tag>]`, then `-fab` for the fabric, `-h<N>` for host N, or
+ * `-n<label>` for another node on the fabric (an etcd member).
+ */
+export const LAB_NAMESPACE_PATTERN = /^wl(\d+)x(\d+)(?:-[a-z0-9]{1,8})?-(?:fab|h\d+|n[a-z0-9]{1,4})$/;
 /** Lab temp dirs: `weft-lab-<lab prefix>-<random>` in the OS temp dir. */
 export const LAB_TEMP_DIR_PATTERN = /^weft-lab-wl(\d+)x\d+/;
 export const NETNS_DIR = "/run/netns";

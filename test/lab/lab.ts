@@ -306,6 +306,31 @@ export class Lab {
     await ipBatch(namespace, commands);
   }
 
+  /**
+   * Adds a node that is not a weftd host: namespace `<lab>-n<label>` on the fabric bridge with address `ip`
+   * (in 172.31.0.0/16, not a host's), e.g. an etcd member whose links can be cut on their own. Removed with
+   * the lab. Resolves with the namespace name, for exec/run/spawn.
+   */
+  async addFabricNode(label: string, ip: string): Promise<string> {
+    if (!/^[a-z0-9]{1,4}$/.test(label))
+      throw new Error(`a fabric node label is 1-4 letters or digits, not ${label}`);
+    const namespace = `${this.name}-n${label}`;
+    if (this.namespaces.includes(namespace)) throw new Error(`fabric node ${label} exists already`);
+    await this.addNamespace(namespace);
+    const fabricPort = `eth0-n${label}`;
+    await ipBatch(this.fabric, [
+      `link add ${fabricPort} type veth peer name eth0 netns ${namespace}`,
+      `link set ${fabricPort} mtu ${UNDERLAY_MTU} master br0 up`,
+    ]);
+    await ipBatch(namespace, [
+      "link set lo up",
+      `link set eth0 mtu ${UNDERLAY_MTU}`,
+      `addr add ${ip}/${UNDERLAY_PREFIX_LENGTH} dev eth0`,
+      "link set eth0 up",
+    ]);
+    return namespace;
+  }
+
   /** Starts etcd in the fabric (or restarts it on its existing data) and waits until it is healthy. */
   async startEtcd(): Promise<LabProcess> {
     if (this.etcd?.running) return this.etcd;

@@ -115,21 +115,37 @@ describe("weftd and etcd", { timeout: 180_000 }, () => {
     });
   });
 
-  it("exits with one clear line for an unknown backend", async () => {
+  it("waits with one clear line for an unknown backend or a bad backend key, setting nothing up", async () => {
     await withLab({ hosts: 1, tag: "badbe" }, async (lab) => {
       await lab.startEtcd();
-      await lab.etcdctl([
-        "put",
-        `${PREFIX}/config`,
-        '{"Network":"10.244.0.0/16","Backend":{"Type":"carrier-pigeon"}}',
-      ]);
+      const put = (config: string) => lab.etcdctl(["put", `${PREFIX}/config`, config]);
+      await put('{"Network":"10.244.0.0/16","Backend":{"Type":"carrier-pigeon"}}');
       const weftd = await lab.startWeftd(lab.host(1));
-      const status = await weftd.exited;
-      assert.equal(status.code, 1);
-      assert.match(
-        weftd.output(),
-        /unknown backend type "carrier-pigeon" in Backend\.Type \(use one of: vxlan, host-gw\)/,
+      await weftd.waitForOutput(
+        /unknown backend type "carrier-pigeon" in Backend\.Type \(use one of: vxlan, host-gw/,
+        5000,
       );
+      await put('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","VNI":16777216}}');
+      await weftd.waitForOutput(
+        /Backend\.VNI of the vxlan backend must be a whole number from 0 to 16777215, not 16777216/,
+        10_000,
+      );
+      await put('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Port":"8472"}}');
+      await weftd.waitForOutput(
+        /Backend\.Port of the vxlan backend must be a whole number from 0 to 65535, not "8472"/,
+        10_000,
+      );
+      assert.ok(weftd.running, "weftd keeps waiting for a good backend config");
+      assert.equal(
+        weftd.output().match(/Backend\.VNI of/g)?.length,
+        1,
+        "each cause is logged once, not per retry",
+      );
+      const links = await lab.run(lab.host(1), ["ip", "-o", "link", "show"]);
+      assert.doesNotMatch(links, /flannel\./, "no device is made for a config that is not valid");
+      assert.deepEqual(await lab.etcdGetPrefix(SUBNETS), [], "no lease is taken either");
+      await put(VXLAN);
+      await waitFor("subnet.env", async () => (await readLease(lab, lab.host(1))) !== undefined, 15_000);
       noStackTrace(weftd.output());
     });
   });

@@ -213,7 +213,7 @@ async function runScenario(lab: Lab, type: "vxlan" | "host-gw"): Promise<void> {
     noStackTrace(weftd.output());
     assert.doesNotMatch(
       weftd.output(),
-      /cannot list leases|computing the desired state failed|kernel change failed/,
+      /cannot list leases|computing the desired state failed|kernel change failed|cannot (put|remove) /,
     );
     const dsts = await programmedRoutes(lab, lab.hosts[i]!);
     for (const h of hostile) {

@@ -6,8 +6,16 @@ import { hostGwDesiredState } from "../../src/backend/host-gw/host-gw-desired.js
 import { vxlanDesiredState } from "../../src/backend/vxlan/vxlan-desired.js";
 import { parseCIDR } from "../../src/ip/ip-network.js";
 import type { Lease } from "../../src/lease/lease.js";
+import { fdbShape } from "../../src/reconcile/kinds/fdb-kind.js";
+import { neighShape } from "../../src/reconcile/kinds/neigh-kind.js";
+import { type RouteEntry, routeShape } from "../../src/reconcile/kinds/route-kind.js";
 import { isOurRoute } from "../../src/reconcile/reconciler.js";
-import { diffState } from "../../src/reconcile/state-diff.js";
+import { diffEntries } from "../../src/reconcile/state-diff.js";
+import { type DesiredState, entriesOf } from "../../src/reconcile/state-kind.js";
+
+const routes = (state: DesiredState) => entriesOf(state, routeShape);
+const neighs = (state: DesiredState) => entriesOf(state, neighShape);
+const fdbs = (state: DesiredState) => entriesOf(state, fdbShape);
 
 const ext: ExternalInterface = {
   name: "eth0",
@@ -56,9 +64,9 @@ describe("vxlan desired state", () => {
       ext,
     );
     assert.deepEqual(problems, []);
-    assert.deepEqual(state.neighs, [{ dev: "flannel.1", ip: "10.244.4.0", mac: "ca:02:e3:ba:24:33" }]);
-    assert.deepEqual(state.fdbs, [{ dev: "flannel.1", mac: "ca:02:e3:ba:24:33", dst: "172.31.0.2" }]);
-    assert.deepEqual(state.routes, [
+    assert.deepEqual(neighs(state), [{ dev: "flannel.1", ip: "10.244.4.0", mac: "ca:02:e3:ba:24:33" }]);
+    assert.deepEqual(fdbs(state), [{ dev: "flannel.1", mac: "ca:02:e3:ba:24:33", dst: "172.31.0.2" }]);
+    assert.deepEqual(routes(state), [
       { dst: "10.244.4.0/24", gateway: "10.244.4.0", dev: "flannel.1", onlink: true },
     ]);
   });
@@ -66,11 +74,11 @@ describe("vxlan desired state", () => {
   it("routes directly via the peer host with DirectRouting on the same L2, and encapsulates otherwise", () => {
     const far = lease("10.244.9.0-24", "192.168.9.9", "vxlan", "aa:bb:cc:dd:ee:ff");
     const { state } = vxlanDesiredState(own, [peer, far], [{ family: 4, device: "flannel.4096" }], true, ext);
-    assert.deepEqual(state.routes, [
+    assert.deepEqual(routes(state), [
       { dst: "10.244.4.0/24", gateway: "172.31.0.2", dev: "eth0", onlink: false },
       { dst: "10.244.9.0/24", gateway: "10.244.9.0", dev: "flannel.4096", onlink: true },
     ]);
-    assert.equal(state.neighs.length, 1);
+    assert.equal(neighs(state).length, 1);
   });
 
   it("programs the IPv6 side on flannel-v6.<VNI> from BackendV6Data", () => {
@@ -84,13 +92,13 @@ describe("vxlan desired state", () => {
       { family: 6 as const, device: "flannel-v6.1" },
     ];
     const { state } = vxlanDesiredState(own, [dual], families, false, ext);
-    assert.deepEqual(state.routes[1], {
+    assert.deepEqual(routes(state)[1], {
       dst: "fd44:0:0:36::/64",
       gateway: "fd44:0:0:36::",
       dev: "flannel-v6.1",
       onlink: true,
     });
-    assert.deepEqual(state.fdbs[1], { dev: "flannel-v6.1", mac: "ae:36:4f:50:76:de", dst: "fd31::2" });
+    assert.deepEqual(fdbs(state)[1], { dev: "flannel-v6.1", mac: "ae:36:4f:50:76:de", dst: "fd31::2" });
   });
 
   it("skips peers of another backend and unusable ones, reporting each instead of failing", () => {
@@ -108,7 +116,7 @@ describe("vxlan desired state", () => {
       false,
       ext,
     );
-    assert.equal(state.routes.length, 0);
+    assert.equal(routes(state).length, 0);
     assert.deepEqual(problems, [
       {
         key: "10.244.5.0-24",
@@ -129,7 +137,7 @@ describe("host-gw desired state", () => {
       [4],
       ext,
     );
-    assert.deepEqual(state.routes, [
+    assert.deepEqual(routes(state), [
       { dst: "10.244.63.0/24", gateway: "172.31.0.2", dev: "eth0", onlink: false },
     ]);
     assert.equal(problems.length, 1);
@@ -164,22 +172,21 @@ describe("reconcile diff", () => {
 
   it("puts what is missing or different and removes what is no longer wanted", () => {
     const r = (dst: string, gateway: string) => ({ dst, gateway, dev: "flannel.1", onlink: true });
-    const changes = diffState(
-      { routes: [r("10.244.1.0/24", "10.244.1.0"), r("10.244.2.0/24", "10.244.2.0")], neighs: [], fdbs: [] },
-      { routes: [r("10.244.2.0/24", "10.244.9.9"), r("10.244.3.0/24", "10.244.3.0")], neighs: [], fdbs: [] },
+    const diff = (want: RouteEntry[], have: RouteEntry[]) =>
+      diffEntries(want, have, routeShape.key, routeShape.same);
+    const changes = diff(
+      [r("10.244.1.0/24", "10.244.1.0"), r("10.244.2.0/24", "10.244.2.0")],
+      [r("10.244.2.0/24", "10.244.9.9"), r("10.244.3.0/24", "10.244.3.0")],
     );
     assert.deepEqual(
-      changes.routes.put.map((x) => x.dst),
+      changes.put.map((x) => x.dst),
       ["10.244.1.0/24", "10.244.2.0/24"],
     );
     assert.deepEqual(
-      changes.routes.remove.map((x) => x.dst),
+      changes.remove.map((x) => x.dst),
       ["10.244.3.0/24"],
     );
-    const same = diffState(
-      { routes: [r("10.244.1.0/24", "10.244.1.0")], neighs: [], fdbs: [] },
-      { routes: [r("10.244.1.0/24", "10.244.1.0")], neighs: [], fdbs: [] },
-    );
-    assert.equal(same.routes.put.length + same.routes.remove.length, 0, "nothing to do when equal");
+    const same = diff([r("10.244.1.0/24", "10.244.1.0")], [r("10.244.1.0/24", "10.244.1.0")]);
+    assert.equal(same.put.length + same.remove.length, 0, "nothing to do when equal");
   });
 });

@@ -10,6 +10,8 @@ export interface FakeCall {
   readonly token: string | undefined;
   /** The grpc-timeout header, if any (e.g. "1999m"). */
   readonly timeout: string | undefined;
+  /** The "hasleader" metadata (clientv3's WithRequireLeader sends "true"). */
+  readonly hasLeader: string | undefined;
   /** The request messages so far (a unary call has one). */
   readonly messages: Buffer[];
 }
@@ -56,6 +58,7 @@ export class FakeEtcd {
         method: path.replace(/^\/etcdserverpb\./, ""),
         token: typeof headers["token"] === "string" ? headers["token"] : undefined,
         timeout: typeof headers["grpc-timeout"] === "string" ? headers["grpc-timeout"] : undefined,
+        hasLeader: typeof headers["hasleader"] === "string" ? headers["hasleader"] : undefined,
         messages: [],
       };
       fake!.calls.push(call);

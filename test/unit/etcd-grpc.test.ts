@@ -187,6 +187,51 @@ describe("EtcdStore calls", () => {
     none.close();
   });
 
+  it("asks for a leader on every call, and goes to another member when one has none", async () => {
+    const leaderless = await fakeEtcd((_call, reply) => reply.fail(14, "etcdserver: no leader"));
+    const healthy = await fakeEtcd(answerHeader);
+    const store = await EtcdStore.connect(options([leaderless.endpoint, healthy.endpoint]));
+    try {
+      assert.equal(await store.get("/a"), undefined);
+      assert.equal(await store.get("/b"), undefined);
+      assert.deepEqual(leaderless.methods(), ["KV/Range"], "the leaderless member is asked once");
+      assert.deepEqual(healthy.methods(), ["KV/Range", "KV/Range"]);
+      for (const call of [...leaderless.calls, ...healthy.calls]) assert.equal(call.hasLeader, "true");
+    } finally {
+      store.close();
+    }
+  });
+
+  it("gives a silent member half the deadline, then asks the next one", async () => {
+    const silent = await fakeEtcd(() => {}); // takes the call, never answers (cut off, before it knows)
+    const healthy = await fakeEtcd(answerHeader);
+    const store = await EtcdStore.connect(
+      options([silent.endpoint, healthy.endpoint], { callTimeoutMs: 600 }),
+    );
+    try {
+      const started = Date.now();
+      assert.equal(await store.get("/a"), undefined);
+      const took = Date.now() - started;
+      assert.ok(took >= 250 && took < 600, `took ${took} ms`);
+      assert.equal(silent.calls.length, 1);
+      assert.equal(healthy.calls.length, 1);
+      const ms = Number(/^(\d+)m$/.exec(silent.calls[0]!.timeout ?? "")?.[1]);
+      assert.ok(ms > 200 && ms <= 300, `grpc-timeout ${silent.calls[0]!.timeout} for half of 600 ms`);
+    } finally {
+      store.close();
+    }
+  });
+
+  it("does not send a call again when the only member has no leader", async () => {
+    const leaderless = await fakeEtcd((_call, reply) => reply.fail(14, "etcdserver: no leader"));
+    const store = await EtcdStore.connect(options([leaderless.endpoint]));
+    await assert.rejects(store.get("/a"), {
+      message: `etcd at ${leaderless.endpoint}: KV/Range: etcdserver: no leader (UNAVAILABLE)`,
+    });
+    assert.equal(leaderless.calls.length, 1);
+    store.close();
+  });
+
   it("shares one connection between calls, and connects anew after etcd dropped it", async () => {
     const fake = await fakeEtcd(answerHeader);
     const store = await EtcdStore.connect(options([fake.endpoint]));

@@ -192,6 +192,40 @@ describe("watchPrefix", () => {
     grpc.close();
   });
 
+  it("asks for a leader, and lists elsewhere after a member ends the watch for having none", async () => {
+    let end: FakeReply | undefined;
+    const cutOff = await watchEtcd((reply) => {
+      reply.message(CREATED);
+      end = reply;
+    });
+    const healthy = await watchEtcd((reply) => reply.message(CREATED));
+    const client = await EtcdStore.connect({
+      endpoints: [cutOff.endpoint, healthy.endpoint],
+      caFile: undefined,
+      certFile: undefined,
+      keyFile: undefined,
+      username: undefined,
+      password: undefined,
+      callTimeoutMs: 1000,
+    });
+    const { seen, handlers } = recorder();
+    const watch = await client.watchPrefix("/p/", 8n, handlers);
+    assert.equal(cutOff.calls[0]?.hasLeader, "true");
+    // What etcd does once it has had no leader for three election timeouts (ErrGRPCNoLeader).
+    end!.end(14, "etcdserver: no leader");
+    await waitUntil("onBroken", () => seen.length > 0);
+    assert.deepEqual(seen, [
+      `broken: etcd at ${cutOff.endpoint}: Watch/Watch: etcdserver: no leader (UNAVAILABLE)`,
+    ]);
+    await client.list("/p/");
+    const again = await client.watchPrefix("/p/", 8n, handlers);
+    assert.deepEqual(cutOff.methods(), ["Watch/Watch"], "nothing more to the member without a leader");
+    assert.deepEqual(healthy.methods(), ["KV/Range", "Watch/Watch"]);
+    await watch.close();
+    await again.close();
+    client.close();
+  });
+
   it("calls onBroken when the stream stays silent too long", async () => {
     const fake = await watchEtcd((reply) => reply.message(CREATED));
     const grpc = new EtcdGrpc({

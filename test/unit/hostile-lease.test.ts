@@ -20,8 +20,14 @@ import { describeLeaseFault } from "../../src/lease/lease-fault.js";
 import { decodeLeaseAttrs, encodeLeaseAttrs, LeaseDecodeError } from "../../src/lease/lease-json.js";
 import { parseSubnetKey } from "../../src/lease/lease-key.js";
 import type { Address, Link, Route, RtNetlink } from "../../src/netlink/index.js";
+import { createKernelKinds } from "../../src/reconcile/kinds/kernel-kinds.js";
+import { type RouteEntry, routeShape } from "../../src/reconcile/kinds/route-kind.js";
 import { isOurRoute } from "../../src/reconcile/reconciler.js";
+import { type DesiredState, entriesOf } from "../../src/reconcile/state-kind.js";
 import { checkLeaseScope, type LeaseScope, partitionByScope } from "../../src/subnet/lease-scope.js";
+
+const routesOf = (state: DesiredState): readonly RouteEntry[] => entriesOf(state, routeShape);
+
 import { LeaseTable } from "../../src/subnet/lease-table.js";
 
 /** What must never reach a log line raw: C0 (newline too), DEL, C1, U+2028/U+2029. */
@@ -151,7 +157,7 @@ describe("a lease the backend cannot use", () => {
       { key: "10.244.45.0-24", reason: "its VtepMAC an array of 1 is not a MAC address" },
     ]);
     assert.deepEqual(
-      state.routes.map((r) => r.dst),
+      routesOf(state).map((r) => r.dst),
       ["10.244.4.0/24"],
     );
   });
@@ -163,7 +169,16 @@ describe("a lease the backend cannot use", () => {
     const hostile = lease("10.244.46.0-24", { backendType: "host-gw" });
     Object.defineProperty(hostile.attrs, "publicIP", { get: boom });
     const config = parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw"}}');
-    const backend = new HostGwBackend({ config, extIface: ext, log: () => undefined });
+    // desiredState is pure: the netlink handle is never used, so an empty one stands in.
+    const netlink = {} as RtNetlink;
+    const backend = new HostGwBackend({
+      config,
+      extIface: ext,
+      netlink,
+      kernel: createKernelKinds(netlink),
+      log: () => undefined,
+      warn: () => undefined,
+    });
     const hostGwOwn = { ...own, attrs: { ...own.attrs, backendType: "host-gw" } };
     const hostGwGood = { ...good, attrs: { ...good.attrs, backendType: "host-gw" } };
     const cache = new PeerStateCache();
@@ -176,7 +191,7 @@ describe("a lease the backend cannot use", () => {
     ]) {
       const { state, problems } = run();
       assert.deepEqual(
-        state.routes.map((r) => r.dst),
+        routesOf(state).map((r) => r.dst),
         ["10.244.4.0/24"],
       );
       assert.equal(problems.length, 1);
@@ -214,7 +229,7 @@ describe("a lease the backend cannot use", () => {
     const udp = lease("10.244.7.0-24", { backendType: undefined });
     const other = lease("10.244.8.0-24", { backendType: `host-gw${"\n".repeat(500)}` });
     const { state, problems } = vxlanDesiredState(own, [udp, other, good], v4Only, false, ext);
-    assert.equal(state.routes.length, 1);
+    assert.equal(routesOf(state).length, 1);
     assert.deepEqual(
       problems.map((p) => p.key),
       ["10.244.7.0-24", "10.244.8.0-24"],

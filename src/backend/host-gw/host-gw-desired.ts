@@ -1,7 +1,7 @@
 /** host-gw: a route to each peer's subnet via the peer host itself, which must share our L2. */
 import { formatCIDR } from "../../ip/ip-network.js";
 import type { Lease } from "../../lease/lease.js";
-import type { RouteEntry } from "../../reconcile/kernel-state.js";
+import type { RouteEntry } from "../../reconcile/kinds/route-kind.js";
 import { boundText } from "../../text/untrusted-text.js";
 import type { DesiredPeers, ExternalInterface, PeerProblem } from "../backend.js";
 import { foreignBackend, onSameLink } from "../peer-routing.js";
@@ -35,5 +35,5 @@ export function hostGwDesiredState(
       routes.push({ dst: formatCIDR(subnet), gateway, dev: ext.name, onlink: false });
     }
   }
-  return { state: { routes, neighs: [], fdbs: [] }, problems };
+  return { state: { route: routes }, problems };
 }

@@ -1,17 +1,43 @@
 /** The vxlan backend: one device per enabled family, peers reached through VXLAN (or directly on our L2). */
-import type { Lease, LeaseAttrs } from "../../lease/lease.js";
+import { formatIP } from "../../ip/ip-address.js";
+import { networkAddress } from "../../ip/ip-network.js";
+import type { Lease } from "../../lease/lease.js";
 import type { RtNetlink } from "../../netlink/index.js";
+import type { AnyStateKind } from "../../reconcile/state-kind.js";
 import { UserError } from "../../user-error.js";
-import type { Backend, BackendContext, DesiredPeers } from "../backend.js";
+import type {
+  Backend,
+  BackendContext,
+  BackendRegistration,
+  BackendSetUp,
+  DesiredPeers,
+  ExpectedDevice,
+} from "../backend.js";
 import { PeerStateCache } from "../peer-state-cache.js";
 import { makeVxlanBackendData, readVtepMac } from "./vxlan-backend-data.js";
 import { parseVxlanConfig, type VxlanConfig, vxlanDeviceName, vxlanOverhead } from "./vxlan-config.js";
 import { type VxlanFamilyPlan, vxlanDesiredState } from "./vxlan-desired.js";
-import { ensureVtepAddress, ensureVxlanDevice, type VxlanDeviceSpec } from "./vxlan-device.js";
+import {
+  ensureVtepAddress,
+  ensureVxlanDevice,
+  type VxlanDeviceSpec,
+  vxlanDifferences,
+} from "./vxlan-device.js";
+
+export const vxlanRegistration: BackendRegistration = {
+  type: "vxlan",
+  configure: (config) => {
+    const settings = parseVxlanConfig(config.backend);
+    return (context) => new VxlanBackend(context, settings);
+  },
+  // flanneld writes the v4 pair only when there is v4 data, the v6 pair with v6 data and address.
+  leaseRules: { v4: "with-data", v6: "with-data" },
+};
 
 export class VxlanBackend implements Backend {
   readonly type = "vxlan";
-  private readonly settings: VxlanConfig;
+  readonly kinds: readonly AnyStateKind[];
+  private readonly netlink: RtNetlink;
   private readonly families: VxlanFamilyPlan[];
   /** MACs we publish, per family, so a device made anew gets the same one. */
   private readonly macs = new Map<4 | 6, string>();
@@ -19,9 +45,10 @@ export class VxlanBackend implements Backend {
 
   constructor(
     private readonly context: BackendContext,
-    private readonly netlink: RtNetlink,
+    private readonly settings: VxlanConfig,
   ) {
-    this.settings = parseVxlanConfig(context.config.backend);
+    this.netlink = context.netlink;
+    this.kinds = [context.kernel.route, context.kernel.neigh, context.kernel.fdb];
     this.families = [];
     if (context.config.ipv4) this.families.push({ family: 4, device: vxlanDeviceName(4, this.settings.vni) });
     if (context.config.ipv6) this.families.push({ family: 6, device: vxlanDeviceName(6, this.settings.vni) });
@@ -66,7 +93,7 @@ export class VxlanBackend implements Backend {
     };
   }
 
-  async setUp(): Promise<{ attrs: LeaseAttrs; mtu: number }> {
+  async setUp(): Promise<BackendSetUp> {
     const data = new Map<4 | 6, unknown>();
     // flanneld reports the IPv4 device's MTU when IPv4 is on (1450, not the IPv6 device's 1430).
     let mtu = 0;
@@ -108,6 +135,22 @@ export class VxlanBackend implements Backend {
       const subnet = family === 4 ? lease.subnet : lease.ipv6Subnet;
       if (subnet) await ensureVtepAddress(this.netlink, link.index, subnet);
     }
+  }
+
+  expectedDevices(own: Lease): ExpectedDevice[] {
+    return this.families.map(({ family, device }) => {
+      const spec = this.deviceSpec(family, device);
+      const subnet = family === 4 ? own.subnet : own.ipv6Subnet;
+      const published = readVtepMac(family === 4 ? own.attrs.backendData : own.attrs.backendV6Data);
+      return {
+        name: device,
+        overhead: vxlanOverhead(family),
+        mtu: spec.mtu,
+        addresses: subnet ? [`${formatIP(networkAddress(subnet))}/${family === 4 ? 32 : 128}`] : [],
+        publishedMac: "mac" in published ? published.mac : undefined,
+        differences: (link) => vxlanDifferences(link, spec),
+      };
+    });
   }
 
   desiredState(own: Lease, peers: Iterable<Lease>): DesiredPeers {

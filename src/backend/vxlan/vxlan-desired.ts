@@ -7,7 +7,9 @@
 import { formatIP } from "../../ip/ip-address.js";
 import { formatCIDR, type IPNetwork, networkAddress } from "../../ip/ip-network.js";
 import type { Lease } from "../../lease/lease.js";
-import type { FdbEntry, NeighEntry, RouteEntry } from "../../reconcile/kernel-state.js";
+import type { FdbEntry } from "../../reconcile/kinds/fdb-kind.js";
+import type { NeighEntry } from "../../reconcile/kinds/neigh-kind.js";
+import type { RouteEntry } from "../../reconcile/kinds/route-kind.js";
 import type { DesiredPeers, ExternalInterface, PeerProblem } from "../backend.js";
 import { foreignBackend, onSameLink } from "../peer-routing.js";
 import { readVtepMac } from "./vxlan-backend-data.js";
@@ -59,5 +61,5 @@ export function vxlanDesiredState(
       routes.push({ dst, gateway: vtepIP, dev: device, onlink: true });
     }
   }
-  return { state: { routes, neighs, fdbs }, problems };
+  return { state: { route: routes, neigh: neighs, fdb: fdbs }, problems };
 }

@@ -2,7 +2,7 @@
  * Errors from talking to etcd, each naming the endpoint and what failed, e.g.
  * "etcd at https://172.31.0.254:2389: connection refused".
  */
-import { GRPC_UNAUTHENTICATED } from "./grpc-status.js";
+import { GRPC_UNAUTHENTICATED, GRPC_UNAVAILABLE } from "./grpc-status.js";
 
 export interface EtcdErrorDetails {
   /** The gRPC status code etcd ended the call with, when it did. */
@@ -13,6 +13,10 @@ export interface EtcdErrorDetails {
   readonly notSent?: boolean;
   /** etcd refused the auth token: authenticating again may fix it. */
   readonly tokenRejected?: boolean;
+  /** The member has no leader (cut off from the others, or an election): another member may have one. */
+  readonly noLeader?: boolean;
+  /** The member took the call and did not answer in time: another member may. */
+  readonly timedOut?: boolean;
   /** `what` already names each endpoint (several were tried). */
   readonly combined?: boolean;
 }
@@ -23,6 +27,8 @@ export class EtcdError extends Error {
   readonly detail: string;
   readonly notSent: boolean;
   readonly tokenRejected: boolean;
+  readonly noLeader: boolean;
+  readonly timedOut: boolean;
 
   constructor(endpoint: string, what: string, details: EtcdErrorDetails = {}) {
     super(details.combined ? what : `etcd at ${endpoint}: ${what}`);
@@ -32,7 +38,14 @@ export class EtcdError extends Error {
     this.detail = details.detail ?? what;
     this.notSent = details.notSent ?? false;
     this.tokenRejected = details.tokenRejected ?? false;
+    this.noLeader = details.noLeader ?? false;
+    this.timedOut = details.timedOut ?? false;
   }
+}
+
+/** etcd's ErrGRPCNoLeader (UNAVAILABLE "etcdserver: no leader"): this member cannot serve now, others may. */
+export function isNoLeaderError(grpcCode: number | undefined, message: string): boolean {
+  return grpcCode === GRPC_UNAVAILABLE && /no leader/.test(message);
 }
 
 /**

@@ -5,7 +5,7 @@
  * auth is on, which flanneld (real gRPC) accepts.
  */
 import type { ClientHttp2Session } from "node:http2";
-import { describeSocketError, EtcdError, isAuthTokenError } from "./etcd-errors.js";
+import { describeSocketError, EtcdError, isAuthTokenError, isNoLeaderError } from "./etcd-errors.js";
 import { decodeAuthenticateResponse, encodeAuthenticateRequest } from "./etcd-messages.js";
 import { GrpcCall, type GrpcCallEvents, type GrpcOutcome } from "./grpc-call.js";
 import { Http2Sessions, type TlsMaterial } from "./grpc-session.js";
@@ -58,8 +58,32 @@ export class EtcdGrpc {
   async call(method: string, request: Uint8Array): Promise<Buffer> {
     const deadline = Date.now() + this.callTimeoutMs;
     return this.withToken(deadline, (token) =>
-      this.tryEndpoints(deadline, (endpoint) => this.unary(endpoint, method, request, token, deadline)),
+      this.tryEndpoints(deadline, (endpoint) =>
+        this.unary(endpoint, method, request, token, this.attemptDeadline(deadline)),
+      ),
     );
+  }
+
+  /**
+   * When there are other members to try, one attempt gets at most half the call's time, so a member that
+   * takes a call and never answers (cut off from the others, before it knows) leaves time for another.
+   */
+  attemptDeadline(deadline: number): number {
+    return Math.min(deadline, Date.now() + this.attemptMs());
+  }
+
+  attemptMs(): number {
+    return this.endpoints.length === 1 ? this.callTimeoutMs : Math.ceil(this.callTimeoutMs / 2);
+  }
+
+  /**
+   * `endpoint` failed us outside a call (a watch it held broke): the next call starts at the next one.
+   * Nothing changes if calls have moved on from it already.
+   */
+  avoid(endpoint: string): void {
+    if (this.endpoints[this.preferred] === endpoint && this.endpoints.length > 1) {
+      this.preferred = (this.preferred + 1) % this.endpoints.length;
+    }
   }
 
   /**
@@ -79,7 +103,8 @@ export class EtcdGrpc {
 
   /**
    * Runs `attempt` on the preferred endpoint; when it failed without reaching etcd (refused, unreachable,
-   * TLS handshake failed, stream refused), on the next one while time is left.
+   * TLS handshake failed, stream refused), when the member has no leader, or when it did not answer in
+   * time, on the next one while time is left.
    */
   async tryEndpoints<T>(deadline: number, attempt: (endpoint: string) => Promise<T>): Promise<T> {
     const failures: EtcdError[] = [];
@@ -94,7 +119,8 @@ export class EtcdGrpc {
           this.preferred = (this.preferred + 1) % this.endpoints.length;
         }
         if (!failures.some((f) => f.message === err.message)) failures.push(err);
-        if (!err.notSent || Date.now() >= deadline) break;
+        const elsewhere = this.endpoints.length > 1 && (err.noLeader || err.timedOut);
+        if (!(err.notSent || elsewhere) || Date.now() >= deadline) break;
       }
     }
     const last = failures[failures.length - 1]!;
@@ -116,7 +142,10 @@ export class EtcdGrpc {
   ): StartedCall {
     const { session, reused } = this.sessions.get(endpoint);
     const release = this.sessions.hold(session);
-    const metadata: Record<string, string> = token ? { token } : {};
+    // As clientv3's WithRequireLeader: a member without a leader refuses the call ("etcdserver: no leader")
+    // instead of holding it, and ends a watch once it has had no leader for three election timeouts;
+    // without it, a watch on a member cut off from the others stays open and silent.
+    const metadata: Record<string, string> = { hasleader: "true", ...(token ? { token } : {}) };
     // Tells etcd when we stop waiting, so it can drop the work too (milliseconds, at most 8 digits).
     if (deadline !== undefined)
       metadata["grpc-timeout"] = `${Math.min(99_999_999, Math.max(1, deadline - Date.now()))}m`;
@@ -184,8 +213,9 @@ export class EtcdGrpc {
           if (connecting) session.destroy();
           else this.sessions.probe(session);
           reject(
-            new EtcdError(endpoint, `no answer to ${method} within ${this.callTimeoutMs} ms`, {
+            new EtcdError(endpoint, `no answer to ${method} within ${this.attemptMs()} ms`, {
               notSent: connecting,
+              timedOut: true,
             }),
           );
         },
@@ -245,6 +275,7 @@ export function callError(
         grpcCode: outcome.status.code,
         detail: outcome.status.message,
         tokenRejected: isAuthTokenError(outcome.status.code, outcome.status.message),
+        noLeader: isNoLeaderError(outcome.status.code, outcome.status.message),
       });
     case "http":
       return new EtcdError(

@@ -78,6 +78,16 @@ export function encodeCreateIfAbsentTxn(key: string, value: string, leaseId: str
   return new ProtoWriter().message(1, compare).message(2, success).finish();
 }
 
+/**
+ * TxnRequest that puts `key` only while it still holds `expected`: Compare target=2 (VALUE=3) key=3
+ * value=7. etcd fails a value compare on a missing key, so a key gone or rewritten is left as it is.
+ */
+export function encodePutIfValueTxn(key: string, expected: string, value: string, leaseId: string): Buffer {
+  const compare = new ProtoWriter().int64(2, 3).bytesField(3, key).bytesField(7, expected);
+  const success = new ProtoWriter().message(2, putRequest(key, value, leaseId));
+  return new ProtoWriter().message(1, compare).message(2, success).finish();
+}
+
 /** DeleteRangeRequest: key=1. */
 export function encodeDeleteRangeRequest(key: string): Buffer {
   return new ProtoWriter().bytesField(1, key).finish();
@@ -86,6 +96,22 @@ export function encodeDeleteRangeRequest(key: string): Buffer {
 /** LeaseGrantRequest: TTL=1 (ID=2 left 0: etcd chooses). */
 export function encodeLeaseGrantRequest(ttlSeconds: number): Buffer {
   return new ProtoWriter().int64(1, ttlSeconds).finish();
+}
+
+/** LeaseTimeToLiveRequest: ID=1 (keys=2 left false). */
+export function encodeLeaseTimeToLiveRequest(leaseId: string): Buffer {
+  return new ProtoWriter().int64(1, leaseIdValue(leaseId)).finish();
+}
+
+/** LeaseTimeToLiveResponse: ID=2 TTL=3 (seconds left; -1 when the lease expired or never was). */
+export function decodeLeaseTimeToLiveResponse(data: Uint8Array): { ttl: bigint } {
+  const r = new ProtoReader(data);
+  let ttl = -1n;
+  for (let field = r.next(); field !== undefined; field = r.next()) {
+    if (field === 3) ttl = r.int64();
+    else r.skip();
+  }
+  return { ttl };
 }
 
 /** AuthenticateRequest: name=1 password=2. */

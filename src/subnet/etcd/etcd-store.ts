@@ -8,11 +8,14 @@ import { UserError } from "../../user-error.js";
 import { EtcdGrpc } from "./etcd-grpc.js";
 import {
   decodeLeaseGrantResponse,
+  decodeLeaseTimeToLiveResponse,
   decodeRangeResponse,
   decodeTxnSucceeded,
   encodeCreateIfAbsentTxn,
   encodeDeleteRangeRequest,
   encodeLeaseGrantRequest,
+  encodeLeaseTimeToLiveRequest,
+  encodePutIfValueTxn,
   encodePutRequest,
   encodeRangeRequest,
   prefixRangeEnd,
@@ -72,8 +75,13 @@ export class EtcdStore {
   }
 
   async get(key: string): Promise<string | undefined> {
+    return (await this.getStored(key))?.value;
+  }
+
+  /** The key with its etcd lease ID, or undefined when it does not exist. */
+  async getStored(key: string): Promise<StoredValue | undefined> {
     const response = decodeRangeResponse(await this.grpc.call("KV/Range", encodeRangeRequest(key)));
-    return response.kvs[0]?.value;
+    return response.kvs[0];
   }
 
   /** Every key under `prefix`, and the store revision the list was taken at. */
@@ -93,9 +101,24 @@ export class EtcdStore {
     return answer.id;
   }
 
+  /** Seconds until an etcd lease expires (-1: expired or unknown), for `weft leases`. */
+  async leaseTimeToLive(leaseId: string): Promise<number> {
+    const answer = decodeLeaseTimeToLiveResponse(
+      await this.grpc.call("Lease/LeaseTimeToLive", encodeLeaseTimeToLiveRequest(leaseId)),
+    );
+    return Number(answer.ttl);
+  }
+
   /** Creates `key` only if it does not exist; false when someone holds it already. */
   async createIfAbsent(key: string, value: string, leaseId: string): Promise<boolean> {
     return decodeTxnSucceeded(await this.grpc.call("KV/Txn", encodeCreateIfAbsentTxn(key, value, leaseId)));
+  }
+
+  /** Puts `key` only while it holds `expected`; false when it is gone or holds something else. */
+  async putIfValue(key: string, expected: string, value: string, leaseId: string): Promise<boolean> {
+    return decodeTxnSucceeded(
+      await this.grpc.call("KV/Txn", encodePutIfValueTxn(key, expected, value, leaseId)),
+    );
   }
 
   async put(key: string, value: string, leaseId: string): Promise<void> {

@@ -9,6 +9,7 @@ import { formatCIDR, type IPNetwork, networkEquals } from "../../ip/ip-network.j
 import type { Lease, LeaseAttrs } from "../../lease/lease.js";
 import { encodeLeaseAttrs } from "../../lease/lease-json.js";
 import { subnetKey } from "../../lease/lease-key.js";
+import { Backoff, retry, sleep } from "../../retry/backoff.js";
 import { describeError, UserError } from "../../user-error.js";
 import { LeaseTable, type RawLease } from "../lease-table.js";
 import { chooseFreeSubnet, fitsConfig, takenBy } from "../subnet-choice.js";
@@ -23,11 +24,15 @@ export interface EtcdSubnetManagerOptions {
   readonly renewMarginSeconds: number;
   readonly random?: () => number;
   readonly log: (message: string) => void;
+  /** For what needs an operator (our lease taken over); log() when not given. */
+  readonly logError?: (message: string) => void;
 }
 
 const ACQUIRE_ATTEMPTS = 10;
-const RETRY_MIN_MS = 500;
-const RETRY_MAX_MS = 5000;
+const LIST_RETRY = { minMs: 500, maxMs: 5000 };
+const RENEW_RETRY = { minMs: 500, maxMs: 30_000 };
+/** etcd lease IDs we granted and may still find on our key (a renewal's event can trail its answer). */
+const KEPT_LEASE_IDS = 4;
 
 export class EtcdSubnetManager implements SubnetManager {
   readonly name = "etcd";
@@ -42,6 +47,13 @@ export class EtcdSubnetManager implements SubnetManager {
   private acquiredFrom: { values: StoredValue[]; revision: bigint } | undefined;
   /** The sync loop runs: a later acquisition's list must not replace a fresh one after a break. */
   private syncing = false;
+  /** The etcd lease IDs we attached to our key, newest last ("0": none, a reservation). */
+  private readonly ownLeaseIds: string[] = [];
+  /** We put our key back under our etcd lease since the last renewal: a second time we only report. */
+  private reattached = false;
+  private readonly renewBackoff = new Backoff(RENEW_RETRY);
+  /** Who hears about our lease and the others' (set by watchLeases). */
+  private watcher: LeaseWatcher | undefined;
 
   constructor(
     private readonly store: EtcdStore,
@@ -95,6 +107,7 @@ export class EtcdSubnetManager implements SubnetManager {
       if (fitsConfig(config, mine.subnet, mine.ipv6Subnet)) {
         this.options.log(`found lease ${mine.key} for our address, reusing it`);
         const leaseId = mine.reservation ? "0" : await this.store.grantLease(this.options.leaseTtlSeconds);
+        this.noteLeaseId(leaseId);
         await this.store.put(this.subnetsPrefix + mine.key, encodeLeaseAttrs(request.attrs), leaseId);
         return { ...mine, attrs: request.attrs };
       }
@@ -130,6 +143,7 @@ export class EtcdSubnetManager implements SubnetManager {
     }
     const key = subnetKey(subnet, ipv6Subnet);
     const leaseId = await this.store.grantLease(this.options.leaseTtlSeconds);
+    this.noteLeaseId(leaseId);
     const created = await this.store.createIfAbsent(
       this.subnetsPrefix + key,
       encodeLeaseAttrs(request.attrs),
@@ -144,33 +158,83 @@ export class EtcdSubnetManager implements SubnetManager {
     clearTimeout(this.renewTimer);
     if (this.closed || !this.own || this.own.reservation) return;
     const delayMs = Math.max(1, this.options.leaseTtlSeconds - this.options.renewMarginSeconds) * 1000;
-    this.renewTimer = setTimeout(() => void this.renew(RETRY_MIN_MS), delayMs);
+    this.renewTimer = setTimeout(() => {
+      // A new renewal period: a rewrite under another etcd lease may be answered again.
+      this.reattached = false;
+      void this.renew();
+    }, delayMs);
     this.renewTimer.unref();
   }
 
-  private async renew(retryMs: number): Promise<void> {
+  /**
+   * Puts our key again under a new etcd lease. Only while it holds what we wrote, unless `ours` (we just
+   * saw it carry our PublicIP): a key taken over while the watch missed it is not overwritten.
+   */
+  private async renew(ours = false): Promise<void> {
     const own = this.own;
     if (this.closed || !own) return;
+    const key = this.subnetsPrefix + own.key;
+    const value = encodeLeaseAttrs(own.attrs);
     try {
       const leaseId = await this.store.grantLease(this.options.leaseTtlSeconds);
-      await this.store.put(this.subnetsPrefix + own.key, encodeLeaseAttrs(own.attrs), leaseId);
+      // Our key may have been taken over while we waited: renewing would overwrite the other host's.
+      if (this.own !== own) return;
+      this.noteLeaseId(leaseId);
+      if (ours || !this.watcher) await this.store.put(key, value, leaseId);
+      else if (!(await this.store.putIfValue(key, value, value, leaseId))) {
+        if (!(await this.renewChanged(own, leaseId)) || this.own !== own) return;
+      }
       this.options.log(`renewed lease ${own.key}`);
+      this.renewBackoff.reset();
       this.scheduleRenew();
     } catch (err) {
-      this.options.log(`renewing lease ${own.key} failed (${describeError(err)}); retrying`);
-      this.renewTimer = setTimeout(() => void this.renew(Math.min(retryMs * 2, 30_000)), retryMs);
+      if (this.own !== own) return;
+      const delayMs = this.renewBackoff.next();
+      this.options.log(`renewing lease ${own.key} failed (${describeError(err)}); retrying in ${delayMs} ms`);
+      this.renewTimer = setTimeout(() => void this.renew(ours), delayMs);
       this.renewTimer.unref();
     }
   }
 
+  /**
+   * Our key no longer held what we wrote at renewal time. Still with our PublicIP and a TTL: ours, put
+   * again (true). Otherwise (gone, taken over, a reservation) it is handled as if the watch had shown it.
+   */
+  private async renewChanged(own: Lease, leaseId: string): Promise<boolean> {
+    const key = this.subnetsPrefix + own.key;
+    const stored = await this.store.getStored(key);
+    const watcher = this.watcher;
+    if (this.own !== own || !watcher) return false;
+    if (stored) {
+      const warning = this.table.put(this.toRaw(stored));
+      if (warning) watcher.onWarning(warning);
+    } else {
+      this.table.delete(own.key);
+    }
+    watcher.onLeases(this.table.leases);
+    const current = this.table.leases.get(own.key);
+    if (stored && stored.leaseId !== "0" && current && carriesOurAddress(current, own.attrs)) {
+      await this.store.put(key, encodeLeaseAttrs(own.attrs), leaseId);
+      return true;
+    }
+    this.checkOwnLease(watcher, stored);
+    return false;
+  }
+
+  private noteLeaseId(leaseId: string): void {
+    this.ownLeaseIds.push(leaseId);
+    if (this.ownLeaseIds.length > KEPT_LEASE_IDS) this.ownLeaseIds.shift();
+  }
+
   watchLeases(watcher: LeaseWatcher): void {
+    this.watcher = watcher;
     void this.syncLoop(watcher);
   }
 
   /** List, then watch from there; on any break, list again and diff. Runs until close(). */
   private async syncLoop(watcher: LeaseWatcher): Promise<void> {
     this.syncing = true;
-    let retryMs = RETRY_MIN_MS;
+    const backoff = new Backoff(LIST_RETRY);
     while (!this.closed) {
       let broken!: () => void;
       const brokenPromise = new Promise<string>((resolve) => {
@@ -192,12 +256,18 @@ export class EtcdSubnetManager implements SubnetManager {
         }
         for (const warning of this.table.replaceAll(raws)) watcher.onWarning(warning);
         watcher.onLeases(this.table.leases);
-        this.checkOwnLease(watcher);
+        // A reused list predates our write: its etcd lease ID on our key says nothing.
+        const ownKey = own && !reused ? this.subnetsPrefix + own.key : undefined;
+        this.checkOwnLease(
+          watcher,
+          values.find((v) => v.key === ownKey),
+        );
         const handle = await this.store.watchPrefix(this.subnetsPrefix, revision + 1n, {
           onPut: (kv) => {
             const warning = this.table.put(this.toRaw(kv));
             if (warning) watcher.onWarning(warning);
             watcher.onLeases(this.table.leases);
+            if (this.own && kv.key === this.subnetsPrefix + this.own.key) this.checkOwnLease(watcher, kv);
           },
           onDelete: (key) => {
             this.table.delete(key.slice(this.subnetsPrefix.length));
@@ -213,31 +283,101 @@ export class EtcdSubnetManager implements SubnetManager {
           await handle.close();
           broken();
         };
-        retryMs = RETRY_MIN_MS;
+        backoff.reset();
         await brokenPromise;
         await handle.close();
       } catch (err) {
         if (this.closed) return;
-        watcher.onWarning(`cannot list leases from etcd (${describeError(err)}); retrying in ${retryMs} ms`);
-        await sleep(retryMs);
-        retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+        const delayMs = backoff.next();
+        watcher.onWarning(`cannot list leases from etcd (${describeError(err)}); retrying in ${delayMs} ms`);
+        await sleep(delayMs);
       }
     }
   }
 
-  /** Our key vanished (deleted by hand, or expired while etcd was away): take it back, or give up clearly. */
-  private checkOwnLease(watcher: LeaseWatcher): void {
+  /**
+   * Whether our key still holds our lease; `stored` is its entry when etcd just gave it to us (a list or
+   * a put event). Gone, or taken over by another host (flanneld knows its lease by its PublicIP): we take a
+   * lease anew, never writing to that key again, so two hosts never fight over it. Rewritten with our
+   * PublicIP: still ours; see ownKeyRewritten.
+   */
+  private checkOwnLease(watcher: LeaseWatcher, stored?: StoredValue): void {
     const own = this.own;
-    if (!own || this.closed || this.reacquiring || this.table.leases.has(own.key)) return;
+    if (!own || this.closed || this.reacquiring) return;
+    const current = this.table.leases.get(own.key);
+    if (current && carriesOurAddress(current, own.attrs)) {
+      if (stored) this.ownKeyRewritten(watcher, own, stored);
+      return;
+    }
+    if (current) {
+      const other = current.attrs.publicIP ?? current.attrs.publicIPv6 ?? "none";
+      this.logError(
+        `our lease ${this.subnetsPrefix}${own.key} was taken over by another host (PublicIP ${other}); leaving it to that host and taking a new lease`,
+      );
+    } else if (this.table.invalid.has(own.key)) {
+      this.logError(
+        `our lease ${this.subnetsPrefix}${own.key} was overwritten with a value that is not a lease; leaving that key alone and taking a new lease`,
+      );
+    } else {
+      watcher.onWarning(`our lease ${own.key} disappeared from etcd; acquiring it again`);
+    }
+    this.reacquire(watcher, own);
+  }
+
+  /**
+   * Our key carries our PublicIP, but maybe not our etcd lease. Without one ("0") it is a reservation, as
+   * an operator writes them: we keep it and stop renewing, which would give it a TTL again. Under another
+   * etcd lease (an old process of ours, a hand-made put) it would vanish when that lease ends: we put it
+   * back under ours, once per renewal period, so two processes claiming one PublicIP do not fight.
+   */
+  private ownKeyRewritten(watcher: LeaseWatcher, own: Lease, stored: StoredValue): void {
+    const key = this.subnetsPrefix + own.key;
+    if (stored.leaseId === "0") {
+      if (own.reservation) return;
+      watcher.onWarning(
+        `our lease ${key} was rewritten without a TTL; keeping it as a reservation (no renewals)`,
+      );
+      clearTimeout(this.renewTimer);
+      this.own = { ...own, reservation: true };
+      return;
+    }
+    if (this.ownLeaseIds.includes(stored.leaseId)) return;
+    if (this.reattached) {
+      this.logError(
+        `our lease ${key} was rewritten again under an etcd lease that is not ours (ID ${stored.leaseId}); is another weftd or flanneld running with PublicIP ${own.attrs.publicIP ?? own.attrs.publicIPv6}? Not rewriting it before the next renewal`,
+      );
+      return;
+    }
+    watcher.onWarning(
+      `our lease ${key} was rewritten under an etcd lease that is not ours (ID ${stored.leaseId}); putting it back under ours`,
+    );
+    this.reattached = true;
+    if (own.reservation) this.own = { ...own, reservation: false };
+    clearTimeout(this.renewTimer);
+    void this.renew(true);
+  }
+
+  /** Takes a lease anew (the old subnet if it is free); another subnet means pods must restart. */
+  private reacquire(watcher: LeaseWatcher, own: Lease): void {
     this.reacquiring = true;
-    watcher.onWarning(`our lease ${own.key} disappeared from etcd; acquiring it again`);
+    // Nothing more goes to the old key: it may be another host's now.
+    clearTimeout(this.renewTimer);
+    this.own = undefined;
     const request: LeaseRequest = {
       attrs: own.attrs,
       previousSubnet: own.subnet,
       previousIPv6Subnet: own.ipv6Subnet,
     };
-    this.acquireLease(request)
+    // etcd being away is no reason to give up: only what retrying cannot fix (no free subnet) is fatal.
+    retry(() => this.acquireLease(request), {
+      backoff: LIST_RETRY,
+      stopped: () => this.closed,
+      isFatal: (err) => err instanceof UserError,
+      onFailure: (err, delayMs) =>
+        watcher.onWarning(`acquiring a lease failed (${describeError(err)}); retrying in ${delayMs} ms`),
+    })
       .then((lease) => {
+        if (this.closed) return;
         if (!networkEquals(lease.subnet, own.subnet) || !networkEquals(lease.ipv6Subnet, own.ipv6Subnet)) {
           watcher.onFatal(
             new UserError(
@@ -249,10 +389,16 @@ export class EtcdSubnetManager implements SubnetManager {
         }
         watcher.onOwnLease(lease);
       })
-      .catch((err) => watcher.onFatal(err instanceof Error ? err : new Error(String(err))))
+      .catch((err) => {
+        if (!this.closed) watcher.onFatal(err instanceof Error ? err : new Error(String(err)));
+      })
       .finally(() => {
         this.reacquiring = false;
       });
+  }
+
+  private logError(message: string): void {
+    (this.options.logError ?? this.options.log)(message);
   }
 
   private toRaw(kv: StoredValue): RawLease {
@@ -275,8 +421,4 @@ export class EtcdSubnetManager implements SubnetManager {
 function carriesOurAddress(lease: Lease, attrs: LeaseAttrs): boolean {
   if (attrs.publicIP) return lease.attrs.publicIP === attrs.publicIP;
   return attrs.publicIPv6 !== undefined && lease.attrs.publicIPv6 === attrs.publicIPv6;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -14,7 +14,7 @@ import {
   type WatchMessage,
 } from "./etcd-messages.js";
 import type { GrpcOutcome } from "./grpc-call.js";
-import { GRPC_OK } from "./grpc-status.js";
+import { GRPC_OK, GRPC_UNAVAILABLE } from "./grpc-status.js";
 
 export interface PrefixWatchHandlers {
   onPut(kv: StoredValue): void;
@@ -45,7 +45,7 @@ export async function openWatch(
   return grpc.withToken(deadline, (token) =>
     grpc.tryEndpoints(deadline, async (endpoint) => {
       const watch = new Watch(grpc, endpoint, token, create, handlers, silenceMs);
-      await watch.created(deadline, grpc.callTimeoutMs);
+      await watch.created(grpc.attemptDeadline(deadline), grpc.attemptMs());
       return watch;
     }),
   );
@@ -98,6 +98,7 @@ class Watch implements WatchHandle {
           this.fail(
             new EtcdError(this.endpoint, `no watch confirmation within ${timeoutMs} ms`, {
               notSent: connecting,
+              timedOut: true,
             }),
           );
         },
@@ -191,6 +192,8 @@ class Watch implements WatchHandle {
       this.creationFailure = error;
       this.confirm?.reject(error);
     } else {
+      // A member that ended our watch with "no leader" or stopped answering is not where we list again.
+      if (error.grpcCode === undefined || error.grpcCode === GRPC_UNAVAILABLE) this.grpc.avoid(this.endpoint);
       this.handlers.onBroken(error.message);
     }
   }

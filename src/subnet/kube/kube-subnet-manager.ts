@@ -7,7 +7,8 @@
 import { readFile } from "node:fs/promises";
 import { type NetworkConfig, parseNetworkConfig } from "../../config/network-config.js";
 import { formatCIDR, type IPNetwork } from "../../ip/ip-network.js";
-import { KubeApiError, type KubeClient, KubeConnectionError } from "../../kube/kube-client.js";
+import { retryApi } from "../../kube/api-retry.js";
+import type { KubeApiError, KubeClient } from "../../kube/kube-client.js";
 import type { Lease } from "../../lease/lease.js";
 import { subnetKey } from "../../lease/lease-key.js";
 import { describeError, UserError } from "../../user-error.js";
@@ -35,7 +36,6 @@ export interface KubeSubnetManagerOptions {
 }
 
 const STRATEGIC = "application/strategic-merge-patch+json";
-const RETRY_MS = 2000;
 
 export class KubeSubnetManager implements SubnetManager {
   readonly name: string;
@@ -43,14 +43,17 @@ export class KubeSubnetManager implements SubnetManager {
   private readonly nodeWatch: NodeWatch;
   private watcher: LeaseWatcher | undefined;
   private own: Lease | undefined;
+  private leaseRules: LeaseRequest["leaseRules"];
   private readonly leases = new Map<string, Lease>();
   /** node name -> lease key, to drop a node's lease when it changes or goes. */
   private readonly leaseOfNode = new Map<string, string>();
   private readonly reported = new Map<string, string>();
-  private nodeWaiter: (() => void) | undefined;
+  private readonly nodeWaiters: (() => void)[] = [];
   private closed = false;
   private repatching = false;
   private ready: Promise<void> | undefined;
+  /** Ends every retry wait on close. */
+  private readonly stop = new AbortController();
 
   constructor(
     private readonly client: KubeClient,
@@ -59,9 +62,14 @@ export class KubeSubnetManager implements SubnetManager {
     this.name = `Kubernetes Subnet Manager - ${options.nodeName}`;
     this.nodeWatch = new NodeWatch(client, options.names.prefix, {
       onChange: (nodes, changed) => this.onNodes(nodes, changed),
-      onWarning: (message) => (this.watcher ? this.watcher.onWarning(message) : this.options.log(message)),
+      onWarning: (message) => this.warn(message),
     });
     this.nodeWatch.start();
+  }
+
+  private warn(message: string): void {
+    if (this.watcher) this.watcher.onWarning(message);
+    else this.options.log(message);
   }
 
   async getNetworkConfig(): Promise<NetworkConfig> {
@@ -93,9 +101,7 @@ export class KubeSubnetManager implements SubnetManager {
       if (node && !why) return node;
       if (why !== said) this.options.log(why);
       said = why;
-      await new Promise<void>((resolve) => {
-        this.nodeWaiter = resolve;
-      });
+      await new Promise<void>((resolve) => this.nodeWaiters.push(resolve));
     }
   }
 
@@ -130,7 +136,8 @@ export class KubeSubnetManager implements SubnetManager {
       reservation: false,
     };
     this.own = lease;
-    await this.publish(node);
+    this.leaseRules = request.leaseRules;
+    await this.publish();
     this.options.log(
       `node ${node.name} has pod CIDR ${[subnet, ipv6Subnet]
         .filter((n): n is IPNetwork => n !== undefined)
@@ -140,22 +147,44 @@ export class KubeSubnetManager implements SubnetManager {
     return lease;
   }
 
-  /** Writes our annotations onto the node through nodes/<name>/status, only the ones that differ. */
-  private async publish(node: KubeNode): Promise<void> {
-    if (!this.own) return;
-    const patch = annotationPatch(node, ownAnnotations(this.own.attrs, node, this.options.names));
-    if (!patch) return;
-    await this.patchStatus(patch, "write the node's flannel annotations");
-    this.options.log(`annotated node ${node.name} with backend ${this.own.attrs.backendType}`);
+  /**
+   * Writes our annotations onto the node through nodes/<name>/status, only the ones that differ from the
+   * node as last seen; retried until the API takes it. Throws only a permanent error (RBAC, invalid).
+   */
+  private async publish(): Promise<void> {
+    const own = this.own;
+    if (!own) return;
+    const written = await this.patchStatus("write the node's flannel annotations", async () => {
+      // Recomputed on each try: the node may have been re-created (404) or changed meanwhile.
+      const node = await this.ownNode();
+      return annotationPatch(node, ownAnnotations(own.attrs, node, this.options.names, this.leaseRules));
+    });
+    if (written)
+      this.options.log(`annotated node ${this.options.nodeName} with backend ${own.attrs.backendType}`);
   }
 
-  private async patchStatus(patch: string, what: string): Promise<void> {
+  /** PATCHes nodes/<name>/status with what `patch` gives (nothing when undefined); true when it wrote. */
+  private patchStatus(what: string, patch: () => Promise<string | undefined>): Promise<boolean> {
     const path = `/api/v1/nodes/${encodeURIComponent(this.options.nodeName)}/status`;
-    try {
-      await this.client.request("PATCH", path, patch, STRATEGIC);
-    } catch (err) {
-      throw explain(err, what);
-    }
+    return retryApi(
+      async () => {
+        if (this.closed) throw new Error("the subnet manager is closed");
+        const body = await patch();
+        if (body === undefined) return false;
+        await this.client.request("PATCH", path, body, STRATEGIC);
+        return true;
+      },
+      {
+        what,
+        log: (message) => this.warn(message),
+        signal: this.stop.signal,
+        // Our Node was deleted (a kubelet re-registers it): wait for it rather than crash-loop.
+        waitOn: (err: KubeApiError) =>
+          err.code === 404
+            ? `node ${this.options.nodeName} is not in the Kubernetes API (404 on PATCH ${path}); waiting for it to be registered again`
+            : undefined,
+      },
+    );
   }
 
   /** Idempotent: the first call patches (retrying until it works), later calls share that. */
@@ -166,18 +195,15 @@ export class KubeSubnetManager implements SubnetManager {
 
   private async markNetworkAvailable(): Promise<void> {
     if (!this.options.setNodeNetworkUnavailable) return;
-    let last = "";
-    while (!this.closed) {
-      try {
-        await this.patchStatus(networkUnavailablePatch(new Date()), "set the NetworkUnavailable condition");
-        this.options.log(`set NetworkUnavailable=False on node ${this.options.nodeName}`);
-        return;
-      } catch (err) {
-        const text = describeError(err);
-        if (text !== last) this.options.log(`${text}; retrying every ${RETRY_MS / 1000} s`);
-        last = text;
-        await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
-      }
+    try {
+      await this.patchStatus("set the NetworkUnavailable condition", async () =>
+        networkUnavailablePatch(new Date()),
+      );
+      this.options.log(`set NetworkUnavailable=False on node ${this.options.nodeName}`);
+    } catch (err) {
+      // Routing works without it; the node just keeps its taint. One clear line, and weftd goes on.
+      if (!this.closed)
+        this.warn(`${describeError(err)}; the node keeps NetworkUnavailable until weftd restarts`);
     }
   }
 
@@ -196,8 +222,7 @@ export class KubeSubnetManager implements SubnetManager {
 
   private onNodes(nodes: ReadonlyMap<string, KubeNode>, changed: readonly string[]): void {
     if (changed.includes(this.options.nodeName)) {
-      this.nodeWaiter?.();
-      this.nodeWaiter = undefined;
+      for (const wake of this.nodeWaiters.splice(0)) wake();
       this.checkOwnNode(nodes.get(this.options.nodeName));
     }
     if (!this.watcher || !this.config) return;
@@ -235,13 +260,16 @@ export class KubeSubnetManager implements SubnetManager {
   /** Someone removed or changed our annotations: write them back (only what differs). */
   private checkOwnNode(node: KubeNode | undefined): void {
     if (!node || !this.own || this.repatching || this.closed) return;
-    if (!annotationPatch(node, ownAnnotations(this.own.attrs, node, this.options.names))) return;
+    if (!annotationPatch(node, ownAnnotations(this.own.attrs, node, this.options.names, this.leaseRules)))
+      return;
     this.repatching = true;
     this.watcher?.onWarning(
       `the flannel annotations on node ${node.name} were changed by someone else; writing them back`,
     );
-    this.publish(node)
-      .catch((err) => this.watcher?.onWarning(describeError(err)))
+    this.publish()
+      .catch((err) => {
+        if (!this.closed) this.watcher?.onWarning(describeError(err));
+      })
       .finally(() => {
         this.repatching = false;
       });
@@ -249,31 +277,9 @@ export class KubeSubnetManager implements SubnetManager {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.nodeWaiter?.();
+    this.stop.abort();
+    for (const wake of this.nodeWaiters.splice(0)) wake();
     this.nodeWatch.close();
     this.client.close();
   }
-}
-
-/** An API failure as one operator-facing line, with what to do about it. */
-export function explain(err: unknown, what: string): Error {
-  if (err instanceof KubeApiError) {
-    if (err.code === 401)
-      return new UserError(
-        `cannot ${what}: the Kubernetes API refused our credentials (401 Unauthorized)`,
-        "check the token or client certificate",
-      );
-    if (err.code === 403)
-      return new UserError(
-        `cannot ${what}: ${err.apiMessage}`,
-        "grant the ClusterRole in deploy/kube-weft.yml (nodes get/list/watch, nodes/status patch) to weft's service account",
-      );
-    return new UserError(`cannot ${what}: ${err.code} ${err.reason}: ${err.apiMessage}`);
-  }
-  if (err instanceof KubeConnectionError)
-    return new UserError(
-      `cannot ${what}: ${err.message}`,
-      "check --kube-api-url / the kubeconfig and that the API server is up",
-    );
-  return err instanceof Error ? err : new Error(String(err));
 }

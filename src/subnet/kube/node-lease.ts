@@ -7,6 +7,7 @@ import { parseIPv4, parseIPv6 } from "../../ip/ip-address.js";
 import { formatCIDR, type IPNetwork, networkContainsNetwork, parseCIDR } from "../../ip/ip-network.js";
 import type { Lease, LeaseAttrs } from "../../lease/lease.js";
 import { subnetKey } from "../../lease/lease-key.js";
+import { DEFAULT_LEASE_RULES, type LeasePublishRules } from "../subnet-manager.js";
 import type { AnnotationNames } from "./kube-annotations.js";
 import type { KubeNode } from "./kube-node.js";
 
@@ -74,7 +75,8 @@ export type PeerLease = { lease: Lease } | { skip: string } | { ignore: true };
 export function nodeToLease(node: KubeNode, names: AnnotationNames, config: NetworkConfig): PeerLease {
   const a = node.annotations;
   if (a[names.kubeSubnetManager] !== "true" || node.podCIDRs.length === 0) return { ignore: true };
-  if (a[names.backendType] !== config.backendType) return { ignore: true };
+  // flanneld's udp publishes an empty backend-type, as its etcd lease has no BackendType.
+  if ((a[names.backendType] || "udp") !== config.backendType) return { ignore: true };
   const subnets = nodeSubnets(node);
   if ("error" in subnets) return { skip: subnets.error };
   let publicIP: string | undefined;
@@ -136,32 +138,28 @@ export function announcedAttrs(attrs: LeaseAttrs, node: KubeNode, names: Annotat
 }
 
 /**
- * The annotations flanneld writes on its own node for these attrs, following its rules: backend-data and
- * public-ip are written unless vxlan has no IPv4 data; the v6 pair for vxlan with v6 data or host-gw with
- * an IPv6 address; a public-ip(v6)-overwrite annotation replaces the announced address.
+ * The annotations flanneld writes on its own node for these attrs. Which pairs are written is the
+ * backend's rule (BackendRegistration.leaseRules, e.g. vxlan writes the v4 pair only with v4 data); a
+ * public-ip(v6)-overwrite annotation replaces the announced address.
  */
 export function ownAnnotations(
   attrs: LeaseAttrs,
   node: KubeNode,
   names: AnnotationNames,
+  rules: LeasePublishRules = DEFAULT_LEASE_RULES,
 ): Record<string, string> {
   const current = node.annotations;
-  const type = attrs.backendType ?? "";
   const data = encodeBackendData(attrs.backendData);
   const v6Data = encodeBackendData(attrs.backendV6Data);
-  const wanted: Record<string, string> = { [names.backendType]: type };
-  if (
-    (type === "vxlan" && data !== "null") ||
-    (type === "wireguard" && data !== "null") ||
-    (type !== "vxlan" && type !== "wireguard")
-  ) {
+  const wanted: Record<string, string> = { [names.backendType]: attrs.backendType ?? "" };
+  if (rules.v4 === "always" || data !== "null") {
     wanted[names.backendData] = data;
     wanted[names.publicIP] = current[names.publicIPOverwrite] || (attrs.publicIP ?? "0.0.0.0");
   }
-  if (
-    ((type === "vxlan" || type === "wireguard") && v6Data !== "null" && attrs.publicIPv6 !== undefined) ||
-    (type === "host-gw" && attrs.publicIPv6 !== undefined)
-  ) {
+  const v6 =
+    attrs.publicIPv6 !== undefined &&
+    (rules.v6 === "with-address" || (rules.v6 === "with-data" && v6Data !== "null"));
+  if (v6) {
     wanted[names.backendV6Data] = v6Data;
     wanted[names.publicIPv6] = current[names.publicIPv6Overwrite] || attrs.publicIPv6!;
   }

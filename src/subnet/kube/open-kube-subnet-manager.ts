@@ -3,11 +3,13 @@
  * name (NODE_NAME, or POD_NAME/POD_NAMESPACE through the pod's spec.nodeName), the annotation names.
  * Loaded by the daemon only in kube mode.
  */
+import { retryApi } from "../../kube/api-retry.js";
 import { KubeClient } from "../../kube/kube-client.js";
 import { resolveConnection } from "../../kube/kube-connection.js";
 import { UserError } from "../../user-error.js";
+import type { StoreContext } from "../registry.js";
 import { annotationNames } from "./kube-annotations.js";
-import { explain, KubeSubnetManager } from "./kube-subnet-manager.js";
+import { KubeSubnetManager } from "./kube-subnet-manager.js";
 
 export interface KubeModeOptions {
   readonly apiUrl: string;
@@ -19,6 +21,19 @@ export interface KubeModeOptions {
   readonly log: (message: string) => void;
 }
 
+/** The registry's entry point: kube mode's flags. */
+export function openKubeStore({ flags, env, log }: StoreContext): Promise<KubeSubnetManager> {
+  return openKubeSubnetManager({
+    apiUrl: flags.string("kube-api-url"),
+    kubeconfigFile: flags.string("kubeconfig-file"),
+    annotationPrefix: flags.string("kube-annotation-prefix"),
+    netConfigPath: flags.string("net-config-path"),
+    setNodeNetworkUnavailable: flags.bool("set-node-network-unavailable"),
+    env,
+    log,
+  });
+}
+
 export async function openKubeSubnetManager(options: KubeModeOptions): Promise<KubeSubnetManager> {
   const names = annotationNames(options.annotationPrefix);
   const connection = await resolveConnection({
@@ -28,7 +43,7 @@ export async function openKubeSubnetManager(options: KubeModeOptions): Promise<K
   });
   const client = new KubeClient(connection);
   try {
-    const nodeName = await findNodeName(client, options.env);
+    const nodeName = await findNodeName(client, options.env, options.log);
     options.log(
       `using the Kubernetes API at ${connection.server} (${connection.source}) for node ${nodeName}`,
     );
@@ -45,7 +60,11 @@ export async function openKubeSubnetManager(options: KubeModeOptions): Promise<K
   }
 }
 
-async function findNodeName(client: KubeClient, env: NodeJS.ProcessEnv): Promise<string> {
+async function findNodeName(
+  client: KubeClient,
+  env: NodeJS.ProcessEnv,
+  log: (message: string) => void,
+): Promise<string> {
   if (env.NODE_NAME) return env.NODE_NAME;
   const pod = env.POD_NAME;
   const namespace = env.POD_NAMESPACE;
@@ -55,15 +74,18 @@ async function findNodeName(client: KubeClient, env: NodeJS.ProcessEnv): Promise
       "set NODE_NAME from spec.nodeName in the DaemonSet (see deploy/kube-weft.yml)",
     );
   }
-  let found: { spec?: { nodeName?: string } };
-  try {
-    found = await client.request(
-      "GET",
-      `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}`,
-    );
-  } catch (err) {
-    throw explain(err, `read pod ${namespace}/${pod} to find our node (or set NODE_NAME)`);
-  }
+  const found = await retryApi<{ spec?: { nodeName?: string } }>(
+    () =>
+      client.request(
+        "GET",
+        `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}`,
+      ),
+    {
+      what: `read pod ${namespace}/${pod} to find our node (or set NODE_NAME)`,
+      log,
+      notFoundHint: "POD_NAME and POD_NAMESPACE must name this pod; or set NODE_NAME from spec.nodeName",
+    },
+  );
   const nodeName = found.spec?.nodeName;
   if (!nodeName)
     throw new UserError(
