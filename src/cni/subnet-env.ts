@@ -16,14 +16,11 @@ export interface FlannelSubnetEnv {
   readonly ipMasq: boolean;
 }
 
-/** Thrown when subnet.env is missing, unreadable or incomplete; `missing` is set when it does not exist. */
+/** Thrown when subnet.env is missing, unreadable or incomplete. */
 export class SubnetEnvError extends Error {
-  readonly missing: boolean;
-
-  constructor(message: string, missing: boolean) {
+  constructor(message: string) {
     super(message);
     this.name = "SubnetEnvError";
-    this.missing = missing;
   }
 }
 
@@ -109,12 +106,11 @@ export function loadSubnetEnv(path: string): FlannelSubnetEnv {
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    const missing = (err as { code?: string }).code === "ENOENT";
-    throw new SubnetEnvError(goPathError(err, "open", path), missing);
+    throw new SubnetEnvError(goPathError(err, "open", path));
   }
   try {
     return parseSubnetEnv(text, path);
   } catch (err) {
-    throw new SubnetEnvError((err as Error).message, false);
+    throw new SubnetEnvError((err as Error).message);
   }
 }

@@ -1,0 +1,83 @@
+/**
+ * The plugin given what a careless runtime or operator can give: a dataDir under /proc, container IDs at
+ * and past the 255-byte file-name limit. Each must end quickly in one bounded CNI error, or succeed where
+ * upstream's plugin succeeds, and leave no temp file behind.
+ */
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import { ipv4SubnetEnv, parseError, runFlannel, Sandbox } from "./cni-harness.js";
+
+describe("flannel CNI plugin with hostile input", () => {
+  let box: Sandbox;
+  beforeEach(() => {
+    box = new Sandbox();
+    box.writeSubnetEnv(ipv4SubnetEnv);
+    box.addRecorder();
+  });
+  afterEach(() => box.remove());
+
+  it('fails fast on "dataDir":"/proc/x" (Node\'s recursive mkdir spins there forever)', () => {
+    const started = Date.now();
+    // 10 s is far more than the plugin needs; the old code never finished.
+    const run = runFlannel(box.env("ADD"), box.config({ dataDir: "/proc/weft-test/x" }), 10_000);
+    assert.equal(run.status, 1, `stdout: ${run.stdout} stderr: ${run.stderr}`);
+    const e = parseError(run.stdout);
+    assert.equal(e.msg, "mkdir /proc/weft-test: no such file or directory");
+    assert.match(e.details ?? "", /dataDir \(\/proc\/weft-test\/x\); it must be writable/);
+    assert.ok(Date.now() - started < 10_000);
+    assert.deepEqual(box.calls(), [], "the delegate must not run");
+  });
+
+  it("a dataDir behind a dangling symlink fails the same way", () => {
+    const run = runFlannel(box.env("ADD"), box.config({ dataDir: "/proc/self/fd/999999/x" }), 10_000);
+    assert.equal(run.status, 1, run.stdout);
+    assert.match(parseError(run.stdout).msg, /^mkdir \/proc\/self\/fd\/999999(\/x)?: /);
+  });
+
+  for (const length of [244, 250, 255]) {
+    it(`a container ID of ${length} characters works, as upstream (ADD, then DEL)`, () => {
+      const id = `c${"0".repeat(length - 1)}`;
+      const add = runFlannel(box.env("ADD", id), box.config());
+      assert.equal(add.status, 0, `ADD: ${add.stdout} ${add.stderr}`);
+      assert.deepEqual(box.savedFiles(), [id], "only the saved config, no temp file");
+      assert.equal(readFileSync(`${box.dataDir}/${id}`, "utf8"), box.recorded("ADD"));
+      const del = runFlannel(box.env("DEL", id), box.config());
+      assert.equal(del.status, 0, `DEL: ${del.stdout} ${del.stderr}`);
+      assert.deepEqual(box.calls(), ["ADD", "DEL"]);
+      assert.deepEqual(box.savedFiles(), []);
+    });
+  }
+
+  for (const length of [256, 5000]) {
+    it(`a container ID of ${length} characters: one bounded error for ADD, DEL has nothing to undo`, () => {
+      const id = `c${"1".repeat(length - 1)}`;
+      const add = runFlannel(box.env("ADD", id), box.config());
+      assert.equal(add.status, 1, add.stdout);
+      assert.doesNotMatch(add.stdout + add.stderr, /ENAMETOOLONG|\n\s+at /);
+      const e = parseError(add.stdout);
+      assert.equal(e.code, 5);
+      assert.match(
+        e.msg,
+        new RegExp(`^container ID c1+… \\(${length} characters\\) is ${length} bytes long: `),
+      );
+      assert.match(e.msg, /a file name can have at most 255 bytes$/);
+      assert.ok(add.stdout.length < 600, `bounded: ${add.stdout.length} characters`);
+      assert.deepEqual(box.calls(), [], "the delegate must not run");
+      assert.deepEqual(readdirSync(box.dataDir), [], "no temp file left behind");
+
+      // Nothing can have been saved under a name that long, so DEL succeeds (the spec: DEL of what is
+      // missing succeeds), and the runtime does not retry it forever.
+      const del = runFlannel(box.env("DEL", id), box.config());
+      assert.equal(del.status, 0, del.stdout);
+      assert.equal(del.stdout, "");
+    });
+  }
+
+  it("an invalid container ID is bounded and escaped in details", () => {
+    const run = runFlannel(box.env("ADD", `x\n${"y".repeat(10_000)}`), box.config());
+    const e = parseError(run.stdout);
+    assert.equal(e.msg, "invalid characters in containerID");
+    assert.match(e.details ?? "", /^x\\ny+… \(10002 characters\)$/);
+  });
+});
