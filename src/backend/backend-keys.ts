@@ -19,7 +19,7 @@ export class BackendKeys {
     if (value === undefined) return fallback;
     if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
       throw new ConfigError(
-        `Backend.${key} of the ${this.type} backend must be a whole number from ${min} to ${max}, not ${JSON.stringify(value)}`,
+        `Backend.${key} of the ${this.type} backend must be a whole number from ${min} to ${max}, not ${describeValue(value)}`,
       );
     }
     return value;
@@ -30,7 +30,7 @@ export class BackendKeys {
     if (value === undefined) return fallback;
     if (typeof value !== "boolean") {
       throw new ConfigError(
-        `Backend.${key} of the ${this.type} backend must be true or false, not ${JSON.stringify(value)}`,
+        `Backend.${key} of the ${this.type} backend must be true or false, not ${describeValue(value)}`,
       );
     }
     return value;

@@ -6,6 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { boundText } from "../text/untrusted-text.js";
+import { requirePemCertificates } from "../tls/pem-files.js";
 import { UserError } from "../user-error.js";
 import type { ExecPluginConfig } from "./exec-credential.js";
 
@@ -66,6 +67,11 @@ async function inClusterConnection(env: NodeJS.ProcessEnv, dir: string): Promise
   }
   const tokenFile = join(dir, "token");
   const ca = await readOrFail(join(dir, "ca.crt"), "the service account CA");
+  requirePemCertificates(
+    ca,
+    `the service account CA ${join(dir, "ca.crt")}`,
+    "check the pod's volume mounts",
+  );
   await readOrFail(tokenFile, "the service account token");
   const hostPart = host.includes(":") ? `[${host}]` : host;
   return {
