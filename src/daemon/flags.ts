@@ -5,7 +5,7 @@
  * environment (dashes become underscores, upper case), as flanneld's flagutil does.
  */
 import { parseIP } from "../ip/ip-address.js";
-import { describeValue } from "../text/untrusted-text.js";
+import { boundText, describeValue } from "../text/untrusted-text.js";
 import { UserError } from "../user-error.js";
 
 type FlagKind = "string" | "bool" | "int" | "list";
@@ -237,8 +237,18 @@ function convert(spec: FlagSpec, raw: string, source: string): FlagValue {
       const match = /^([+-]?)(0x[0-9a-f_]+|0o[0-7_]+|0b[01_]+|0[0-7_]*|[1-9][0-9_]*)$/i.exec(raw);
       if (!match) throw new FlagError(`invalid number ${describeValue(raw)} for ${source}`);
       const body = match[2]!.replace(/_/g, "");
-      const magnitude = /^0[0-7]+$/.test(body) ? Number.parseInt(body, 8) : Number(body);
-      return match[1] === "-" ? -magnitude : magnitude;
+      let magnitude: bigint;
+      try {
+        magnitude = BigInt(/^0[0-7]+$/.test(body) ? `0o${body.slice(1)}` : body);
+      } catch {
+        throw new FlagError(`invalid number ${describeValue(raw)} for ${source}`); // "0x_": no digits
+      }
+      // Go refuses what int64 cannot hold; so do we, and beyond 2^53, which a JS number cannot hold
+      // exactly (no flag means anything near either).
+      if (magnitude > BigInt(Number.MAX_SAFE_INTEGER)) {
+        throw new FlagError(`invalid number ${describeValue(raw)} for ${source}: value out of range`);
+      }
+      return match[1] === "-" ? -Number(magnitude) : Number(magnitude);
     }
     case "list":
       return [raw];
@@ -266,11 +276,11 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv): Fla
     if (!arg.startsWith("-") || arg === "-") break;
     const body = arg.startsWith("--") ? arg.slice(2) : arg.slice(1);
     if (body === "" || body.startsWith("-") || body.startsWith("="))
-      throw new FlagError(`bad flag syntax: ${arg}`);
+      throw new FlagError(`bad flag syntax: ${boundText(arg)}`);
     const eq = body.indexOf("=");
     const name = eq < 0 ? body : body.slice(0, eq);
     const spec = FLAG_SPECS.find((s) => s.name === name);
-    if (!spec) throw new FlagError(`flag provided but not defined: -${name}`);
+    if (!spec) throw new FlagError(`flag provided but not defined: -${boundText(name)}`);
     if (eq >= 0) set(spec, body.slice(eq + 1), `-${name}`);
     else if (spec.kind === "bool") set(spec, "true", `-${name}`);
     else {

@@ -4,6 +4,7 @@
  * would refuse, TLS files that are not PEM; and the logger's escaping as the last line of defence.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
@@ -18,7 +19,10 @@ import { createLogger, LOG_MESSAGE_MAX } from "../../src/daemon/logger.js";
 import { loadKubeconfig } from "../../src/kube/kubeconfig.js";
 import { EtcdStore } from "../../src/subnet/etcd/etcd-store.js";
 import { UserError } from "../../src/user-error.js";
+import { repoRoot } from "../helpers/reference.js";
 import { makePki } from "../lab/lab-pki.js";
+
+const weftd = join(repoRoot, "dist/src/daemon/weftd-main.js");
 
 function configError(text: string): string {
   try {
@@ -171,6 +175,54 @@ describe("weftd flags checked up front", () => {
       () => parseFlags([], { FLANNELD_HEALTHZ_PORT: "70000" }),
       /--healthz-port 70000 is not a TCP port/,
     );
+  });
+
+  it("unknown flags and bad syntax are bounded and escaped", () => {
+    const unknown = flagError([`--${"x\n".repeat(100_000)}`]);
+    assert.match(unknown, /^flag provided but not defined: -(x\\n)+x?… \(200000 characters\)$/);
+    assert.ok(!unknown.includes("\n"));
+    assert.match(
+      flagError([`---${"y\u2028".repeat(1000)}`]),
+      /^bad flag syntax: ---(y\\u2028)+.*… \(2003 characters\)$/,
+    );
+    assert.ok(flagError([`--ip-masq=${"x\u2028".repeat(100_000)}`]).length < 200);
+    assert.throws(
+      () => parseFlags([], { FLANNELD_V: "x\n".repeat(100_000) }),
+      (err: unknown) => {
+        return err instanceof FlagError && err.message.length < 200 && !err.message.includes("\n");
+      },
+    );
+  });
+
+  it("numbers beyond what int64 (and a JS number, exactly) holds are out of range, as Go says", () => {
+    assert.match(
+      flagError([`-healthz-port=${"9".repeat(400)}`]),
+      /^invalid number "9+… \(400 characters\)" for -healthz-port: value out of range$/,
+    );
+    assert.match(flagError(["-v=9007199254740993"]), /value out of range/);
+    assert.match(flagError([`-v=0x${"f".repeat(20)}`]), /value out of range/);
+    assert.match(flagError(["-v=0x_"]), /^invalid number "0x_" for -v$/);
+    assert.equal(parseFlags(["-v=9007199254740991"], {}).int("v"), 9007199254740991);
+    assert.equal(parseFlags(["-v=0x1F"], {}).int("v"), 31);
+    assert.equal(parseFlags(["-v=017"], {}).int("v"), 15);
+    assert.equal(parseFlags(["-v=-0b101"], {}).int("v"), -5);
+  });
+
+  it("weftd itself exits with one line for them, before touching anything", async () => {
+    for (const [flag, expected] of [
+      [
+        "--healthz-port=99999",
+        "weftd: --healthz-port 99999 is not a TCP port: use 1 to 65535, or 0 for none (see weftd --help)\n",
+      ],
+      [
+        "--healthz-ip=not-an-ip",
+        `weftd: --healthz-ip "not-an-ip" is not an IP address: use one of this host's addresses, or 0.0.0.0 for all (see weftd --help)\n`,
+      ],
+    ] as const) {
+      const result = spawnSync(process.execPath, [weftd, flag], { encoding: "utf8", timeout: 10_000 });
+      assert.equal(result.status, 1);
+      assert.equal(result.stderr, expected);
+    }
   });
 
   it("a bad number is bounded", () => {
