@@ -63,7 +63,7 @@ function scratchFailure(err: unknown, dataDir: string, containerID: string): Cni
   return new CniError(
     ErrorCode.ioFailure,
     goPathError(err, "open", scratchPath(dataDir, containerID)),
-    `flannel keeps each container's delegate config in dataDir (${dataDir}); it must be writable`,
+    `flannel keeps each container's delegate config in dataDir (${boundText(dataDir, 300)}); it must be writable`,
   );
 }
 

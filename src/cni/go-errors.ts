@@ -3,6 +3,8 @@
  * or directory"). Node reports errno codes; Go prints the C library's strerror text.
  */
 
+import { boundText } from "../text/untrusted-text.js";
+
 const strerror: Record<string, string> = {
   ENOENT: "no such file or directory",
   EACCES: "permission denied",
@@ -36,7 +38,8 @@ export function goPathError(err: unknown, op: string, path: string): string {
   const code = typeof e.code === "string" ? e.code : "";
   const text = strerror[code] ?? (typeof e.message === "string" ? e.message : String(err));
   const syscall = typeof e.syscall === "string" && e.syscall !== "open" ? e.syscall : op;
-  return `${syscall} ${typeof e.path === "string" ? e.path : path}: ${text}`;
+  // A path from the config may be of any length; Go would print it whole, the end (strerror) matters more.
+  return `${syscall} ${boundText(typeof e.path === "string" ? e.path : path, 300)}: ${text}`;
 }
 
 export function errnoCode(err: unknown): string {

@@ -74,6 +74,24 @@ describe("flannel CNI plugin with hostile input", () => {
     });
   }
 
+  it("every error is bounded and escaped, whatever value it quotes", () => {
+    const cases: Record<string, unknown>[] = [
+      { cniVersion: `0.3.1\n${"x".repeat(100_000)}` },
+      { dataDir: `/proc/${"d".repeat(100_000)}` },
+      { subnetFile: `/nonexistent/\n${"s".repeat(100_000)}` },
+      { delegate: { type: `a/\u2028${"t".repeat(100_000)}` } },
+    ];
+    for (const extra of cases) {
+      const run = runFlannel(box.env("ADD"), box.config(extra), 10_000);
+      assert.equal(run.status, 1, run.stdout.slice(0, 300));
+      const e = parseError(run.stdout);
+      for (const text of [e.msg, e.details ?? ""]) {
+        assert.ok(text.length <= 1000, `${text.length} characters: ${text.slice(0, 200)}`);
+        assert.doesNotMatch(text, /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/, "no raw control character");
+      }
+    }
+  });
+
   it("an invalid container ID is bounded and escaped in details", () => {
     const run = runFlannel(box.env("ADD", `x\n${"y".repeat(10_000)}`), box.config());
     const e = parseError(run.stdout);
