@@ -2,8 +2,8 @@
  * `mkdir -p`, shared by weftd (the subnet file's directory) and the CNI plugin (dataDir); it imports only
  * node:fs and node:path, so the plugin's start-up stays small.
  *
- * Not Node's `mkdir(path, { recursive: true })`: that one spins forever (100% CPU, no error) when a parent
- * exists but cannot hold the child, as under /proc or behind a dangling symlink: mkdir of the child fails
+ * Not Node's `mkdir(path, { recursive: true })` (Node 20): that one spins forever (100% CPU, no error) when
+ * a parent is a directory that cannot hold the child, as anywhere under /proc: mkdir of the child fails
  * with ENOENT, so it makes the parent, which answers EEXIST, so it tries the child again, and so on. Here
  * each directory is tried at most twice: once before and once after its parent exists. A second ENOENT is
  * final, so the work is bounded by the path's depth.

@@ -1,6 +1,6 @@
 /**
  * The one mkdir -p shared by weftd and the CNI plugin, and weftd's subnet file writer on top of it: paths
- * where Node's own recursive mkdir spins forever (/proc, a dangling symlink) must fail at once.
+ * where Node's own recursive mkdir spins forever (under /proc) must fail at once.
  */
 import assert from "node:assert/strict";
 import {
@@ -57,7 +57,7 @@ describe("makeDirectories", () => {
     assert.ok(Date.now() - started < 1000, "bounded work");
   });
 
-  it("fails at once behind a dangling symlink, naming the directory it could not make", () => {
+  it("refuses a dangling symlink in the way, naming it", () => {
     const link = join(root, "dangling");
     symlinkSync(join(root, "nowhere/at/all"), link);
     try {
