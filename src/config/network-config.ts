@@ -86,12 +86,6 @@ export function parseNetworkConfig(text: string): NetworkConfig {
     if (typeof type !== "string" || type === "") {
       throw new ConfigError('Backend.Type must be a non-empty string such as "vxlan" or "host-gw"');
     }
-    // Later messages quote the type whole ("unknown backend type ..."), so it must look like a name.
-    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(type)) {
-      throw new ConfigError(
-        `Backend.Type ${describeValue(type)} is not a backend name such as "vxlan" or "host-gw"`,
-      );
-    }
     backendType = type;
   }
   return { enableIPv4, enableIPv6, enableNFTables, ipv4, ipv6, backendType, backend };
