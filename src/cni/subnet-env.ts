@@ -3,7 +3,7 @@
  * of a repeated key wins, networks may be comma-separated lists (duplicates dropped). Errors carry Go's
  * wording so the operator sees what upstream would have shown.
  */
-import { readFileSync } from "node:fs";
+import { readSmallFile } from "../fs/read-small-file.js";
 import { goPathError, goQuote } from "./go-errors.js";
 import { type GoIpNet, parseGoCidr, sameNetwork } from "./ip-cidr.js";
 
@@ -100,11 +100,14 @@ const keys = new Set([
   "FLANNEL_IPMASQ",
 ]);
 
+/** subnet.env is a few lines; a path to /dev/zero or a huge file must fail, not fill memory. */
+const SUBNET_ENV_MAX_BYTES = 1024 * 1024;
+
 /** Loads and parses; every failure is a SubnetEnvError whose text reads like upstream's. */
 export function loadSubnetEnv(path: string): FlannelSubnetEnv {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readSmallFile(path, SUBNET_ENV_MAX_BYTES).toString("utf8");
   } catch (err) {
     throw new SubnetEnvError(goPathError(err, "open", path));
   }

@@ -2,9 +2,10 @@
  * /run/flannel/subnet.env, which the CNI plugin and other tools read. The text is byte-identical to what
  * flanneld writes for the same lease; the file is replaced atomically so readers never see half of it.
  */
-import { open, readFile, rename, unlink } from "node:fs/promises";
+import { open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { makeDirectories } from "../fs/make-directories.js";
+import { readSmallFile } from "../fs/read-small-file.js";
 import { formatIP } from "../ip/ip-address.js";
 import { firstHost, formatCIDR, type IPNetwork, parseCIDR } from "../ip/ip-network.js";
 import { UserError } from "../user-error.js";
@@ -74,7 +75,8 @@ export async function readPreviousSubnets(
 ): Promise<{ subnet: IPNetwork | undefined; ipv6Subnet: IPNetwork | undefined }> {
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    // Bounded and non-blocking: a --subnet-file of /dev/zero or a FIFO must not hang weftd's start.
+    text = readSmallFile(path, 1024 * 1024).toString("utf8");
   } catch {
     return { subnet: undefined, ipv6Subnet: undefined };
   }

@@ -4,7 +4,9 @@
  * upstream's plugin succeeds, and leave no temp file behind.
  */
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { ipv4SubnetEnv, parseError, runFlannel, Sandbox } from "./cni-harness.js";
 
@@ -73,6 +75,25 @@ describe("flannel CNI plugin with hostile input", () => {
       assert.equal(del.stdout, "");
     });
   }
+
+  it("a subnetFile that never ends or never answers (/dev/zero, a FIFO, 2 MB) fails at once", () => {
+    const fifo = join(box.dir, "fifo");
+    execFileSync("mkfifo", [fifo]);
+    const big = join(box.dir, "big.env");
+    writeFileSync(big, `FLANNEL_MTU=1450\n${"#".repeat(2 * 1024 * 1024)}\n`);
+    for (const [subnetFile, reason] of [
+      ["/dev/zero", "open /dev/zero: not a regular file"],
+      [fifo, `open ${fifo}: not a regular file`],
+      [big, `read ${big}: larger than 1048576 bytes`],
+    ] as const) {
+      const run = runFlannel(box.env("ADD"), box.config({ subnetFile }), 10_000);
+      assert.equal(run.status, 1, run.stdout);
+      assert.equal(
+        parseError(run.stdout).msg,
+        `failed to load flannel 'subnet.env' file: ${reason}. Check the flannel pod log for this node.`,
+      );
+    }
+  });
 
   it("every error is bounded and escaped, whatever value it quotes", () => {
     const cases: Record<string, unknown>[] = [

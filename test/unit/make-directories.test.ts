@@ -3,6 +3,7 @@
  * where Node's own recursive mkdir spins forever (under /proc) must fail at once.
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
@@ -17,8 +18,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { makeDirectories } from "../../src/fs/make-directories.js";
-import { parseCIDR } from "../../src/ip/ip-network.js";
-import { writeSubnetEnv } from "../../src/lease/subnet-env.js";
+import { formatCIDR, parseCIDR } from "../../src/ip/ip-network.js";
+import { readPreviousSubnets, writeSubnetEnv } from "../../src/lease/subnet-env.js";
 import { UserError } from "../../src/user-error.js";
 
 const root = mkdtempSync(join(tmpdir(), "weft-mkdir-"));
@@ -89,6 +90,26 @@ describe("makeDirectories", () => {
     symlinkSync(join(root, "real"), join(root, "link"));
     makeDirectories(join(root, "link/inside"), 0o755);
     assert.ok(existsSync(join(root, "real/inside")));
+  });
+});
+
+describe("readPreviousSubnets", () => {
+  it("reads what writeSubnetEnv wrote, and gives up at once on /dev/zero, a FIFO or a directory", async () => {
+    const path = join(root, "prev/subnet.env");
+    await writeSubnetEnv(path, {
+      network: parseCIDR("10.244.0.0/16"),
+      subnet: parseCIDR("10.244.9.0/24"),
+      ipv6Network: undefined,
+      ipv6Subnet: undefined,
+      mtu: 1450,
+      ipMasq: false,
+    });
+    assert.equal(formatCIDR((await readPreviousSubnets(path)).subnet!), "10.244.9.0/24");
+    const fifo = join(root, "fifo");
+    execFileSync("mkfifo", [fifo]);
+    for (const p of ["/dev/zero", fifo, root]) {
+      assert.deepEqual(await readPreviousSubnets(p), { subnet: undefined, ipv6Subnet: undefined }, p);
+    }
   });
 });
 
