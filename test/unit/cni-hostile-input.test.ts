@@ -4,11 +4,11 @@
  * upstream's plugin succeeds, and leave no temp file behind.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { closeSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { ipv4SubnetEnv, parseError, runFlannel, Sandbox } from "./cni-harness.js";
+import { ipv4SubnetEnv, parseError, pluginPath, runFlannel, Sandbox } from "./cni-harness.js";
 
 describe("flannel CNI plugin with hostile input", () => {
   let box: Sandbox;
@@ -93,6 +93,20 @@ describe("flannel CNI plugin with hostile input", () => {
         `failed to load flannel 'subnet.env' file: ${reason}. Check the flannel pod log for this node.`,
       );
     }
+  });
+
+  it("a stdin that never ends (/dev/zero) fails at a limit instead of filling memory", () => {
+    const zero = openSync("/dev/zero", "r");
+    const run = spawnSync(process.execPath, [pluginPath], {
+      stdio: [zero, "pipe", "pipe"],
+      env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...box.env("ADD") },
+      timeout: 20_000,
+      encoding: "utf8",
+    });
+    closeSync(zero);
+    assert.equal(run.error, undefined);
+    assert.equal(run.status, 1, run.stderr);
+    assert.equal(parseError(run.stdout).msg, "the network config on stdin is larger than 16777216 bytes");
   });
 
   it("every error is bounded and escaped, whatever value it quotes", () => {
