@@ -304,6 +304,10 @@ describe("TLS files that are not PEM are refused when read", () => {
       /certificate \(--etcd-certfile\) .* holds no PEM certificate/,
     );
     await assert.rejects(etcd({ keyFile: notPem }), /key \(--etcd-keyfile\) .* is not a PEM private key/);
+    await assert.rejects(
+      etcd({ caFile: "/dev/zero" }),
+      /^UserError: cannot read the etcd CA file \(--etcd-cafile\) \/dev\/zero: not a regular file$/,
+    );
   });
 
   it("etcd: real PEM files are taken", async () => {

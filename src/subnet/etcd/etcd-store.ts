@@ -3,7 +3,7 @@
  * gRPC library would cost weftd some 27 MB). Kept small so the manager above it stays readable and so the
  * client could be swapped without touching lease logic.
  */
-import { readFile } from "node:fs/promises";
+import { readSmallFile } from "../../fs/read-small-file.js";
 import { requirePemCertificates, requirePemKey } from "../../tls/pem-files.js";
 import { UserError } from "../../user-error.js";
 import { EtcdGrpc } from "./etcd-grpc.js";
@@ -53,7 +53,7 @@ export class EtcdStore {
       if (!path) return undefined;
       let data: Buffer;
       try {
-        data = await readFile(path);
+        data = readSmallFile(path, 16 * 1024 * 1024); // bounded, never blocking: not /dev/zero or a FIFO
       } catch (err) {
         throw new UserError(
           `cannot read the etcd ${what} ${path}: ${(err as Error).message}`,
