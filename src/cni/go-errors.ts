@@ -47,7 +47,17 @@ export function errnoCode(err: unknown): string {
   return typeof code === "string" ? code : "";
 }
 
-/** strconv.Quote for the printable ASCII texts found in config files; JSON quoting is close enough beyond. */
+/** How much of a value goQuote shows. */
+const QUOTE_MAX = 64;
+
+/**
+ * strconv.Quote for the printable ASCII texts found in config files; JSON quoting is close enough beyond,
+ * with DEL, C1 and U+2028/2029 escaped too (JSON leaves them raw), and a long value cut (its length said).
+ */
 export function goQuote(s: string): string {
-  return JSON.stringify(s);
+  const quoted = JSON.stringify(s.length > QUOTE_MAX ? s.slice(0, QUOTE_MAX) : s).replace(
+    /[\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+  return s.length > QUOTE_MAX ? `${quoted}… (${s.length} characters)` : quoted;
 }

@@ -4,8 +4,9 @@
  * wording so the operator sees what upstream would have shown.
  */
 import { readSmallFile } from "../fs/read-small-file.js";
+import { boundText } from "../text/untrusted-text.js";
 import { goPathError, goQuote } from "./go-errors.js";
-import { type GoIpNet, parseGoCidr, sameNetwork } from "./ip-cidr.js";
+import { type GoIpNet, networkKey, parseGoCidr } from "./ip-cidr.js";
 
 export interface FlannelSubnetEnv {
   readonly networks: readonly GoIpNet[];
@@ -26,9 +27,12 @@ export class SubnetEnvError extends Error {
 
 function parseNetworkList(value: string): GoIpNet[] {
   const out: GoIpNet[] = [];
+  const seen = new Set<string>(); // linear: a list of thousands must not cost seconds per pod
   for (const cidr of value.split(",")) {
     const net = parseGoCidr(cidr);
-    if (!out.some((seen) => sameNetwork(seen, net))) out.push(net);
+    const key = networkKey(net);
+    if (!seen.has(key)) out.push(net);
+    seen.add(key);
   }
   return out;
 }
@@ -57,7 +61,8 @@ export function parseSubnetEnv(text: string, path: string): FlannelSubnetEnv {
     const key = eq < 0 ? line : line.slice(0, eq);
     const value = line.slice(eq + 1);
     // Upstream's Go plugin crashes on a known key without "="; say what is wrong instead.
-    if (eq < 0 && keys.has(key)) throw new Error(`${path}: line ${index + 1}: ${key} has no "=value"`);
+    if (eq < 0 && keys.has(key))
+      throw new Error(`${boundText(path, 300)}: line ${index + 1}: ${key} has no "=value"`);
     switch (key) {
       case "FLANNEL_NETWORK":
         networks = parseNetworkList(value);
@@ -86,7 +91,7 @@ export function parseSubnetEnv(text: string, path: string): FlannelSubnetEnv {
   if (mtu === undefined) missing.push("FLANNEL_MTU");
   if (ipMasq === undefined) missing.push("FLANNEL_IPMASQ");
   if (missing.length > 0 || mtu === undefined || ipMasq === undefined) {
-    throw new Error(`${path} is missing ${missing.join(", ")}`);
+    throw new Error(`${boundText(path, 300)} is missing ${missing.join(", ")}`);
   }
   return { networks, subnet, ipv6Networks, ipv6Subnet, mtu, ipMasq };
 }

@@ -8,6 +8,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { closeSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
+import { parseSubnetEnv } from "../../src/cni/subnet-env.js";
 import { ipv4SubnetEnv, parseError, pluginPath, runFlannel, Sandbox } from "./cni-harness.js";
 
 describe("flannel CNI plugin with hostile input", () => {
@@ -132,5 +133,53 @@ describe("flannel CNI plugin with hostile input", () => {
     const e = parseError(run.stdout);
     assert.equal(e.msg, "invalid characters in containerID");
     assert.match(e.details ?? "", /^x\\ny+… \(10002 characters\)$/);
+  });
+});
+
+describe("subnet.env parsing with hostile values", () => {
+  const path = "/run/flannel/subnet.env";
+  const failure = (text: string): string => {
+    try {
+      parseSubnetEnv(text, path);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    assert.fail("accepted");
+  };
+  const env = (line: string) =>
+    `FLANNEL_NETWORK=10.250.0.0/16\n${line}\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n`;
+
+  it("quotes values bounded and escaped, upstream's wording otherwise", () => {
+    assert.equal(failure(env("FLANNEL_SUBNET=10.250.3.1/33")), "invalid CIDR address: 10.250.3.1/33");
+    const huge = failure(env(`FLANNEL_SUBNET=${"x".repeat(1_000_000)}`));
+    assert.match(huge, /^invalid CIDR address: x{100}… \(1000000 characters\)$/);
+    assert.equal(
+      failure(env("FLANNEL_SUBNET=1.2.3.4/24\u001b[31m")),
+      "invalid CIDR address: 1.2.3.4/24\\u001b[31m",
+    );
+    assert.equal(
+      failure(
+        "FLANNEL_NETWORK=10.250.0.0/16\nFLANNEL_SUBNET=10.250.3.1/24\nFLANNEL_MTU=12\u2028\nFLANNEL_IPMASQ=true\n",
+      ),
+      'strconv.ParseUint: parsing "12\\u2028": invalid syntax',
+    );
+    assert.match(
+      failure(
+        `FLANNEL_NETWORK=10.250.0.0/16\nFLANNEL_SUBNET=10.250.3.1/24\nFLANNEL_MTU=${"9".repeat(5000)}\nFLANNEL_IPMASQ=true\n`,
+      ),
+      /^strconv\.ParseUint: parsing "9{64}"… \(5000 characters\): value out of range$/,
+    );
+  });
+
+  it("drops duplicate networks in a long list in linear time, keeping the first of each", () => {
+    const cidrs: string[] = [];
+    for (let i = 0; i < 50_000; i++) cidrs.push(`10.${(i >> 8) & 255}.${i & 255}.0/24`);
+    const text = `FLANNEL_NETWORK=${cidrs.join(",")},10.0.0.7/24,10.0.1.0/24\nFLANNEL_SUBNET=10.0.0.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n`;
+    const started = Date.now();
+    const parsed = parseSubnetEnv(text, path);
+    // A hang guard, not a benchmark: the quadratic version took minutes for this list.
+    assert.ok(Date.now() - started < 10_000, `${Date.now() - started} ms`);
+    assert.equal(parsed.networks.length, 50_000, "10.0.0.7/24 is 10.0.0.0/24 again; 10.0.1.0/24 too");
+    assert.deepEqual(parsed.networks[1]?.prefix, 24);
   });
 });
