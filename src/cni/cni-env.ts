@@ -43,7 +43,7 @@ export function readCniEnv(env: NodeJS.ProcessEnv): CniEnv {
     );
   }
   if (!(commands as readonly string[]).includes(command)) {
-    throw new CniError(ErrorCode.invalidEnvironment, `unknown CNI_COMMAND: ${command}`, usage);
+    throw new CniError(ErrorCode.invalidEnvironment, `unknown CNI_COMMAND: ${boundText(command)}`, usage);
   }
   return {
     command: command as CniCommand,

@@ -3,6 +3,7 @@
  * relies on: keys match struct fields case-insensitively (the last match wins), null leaves a field at its
  * default, and a value of the wrong JSON type is an error.
  */
+import { boundText } from "../text/untrusted-text.js";
 import { CniError, ErrorCode } from "./cni-error.js";
 
 export const defaultSubnetFile = "/run/flannel/subnet.env";
@@ -72,7 +73,7 @@ export function parseConfigDocument(stdin: string): JsonObject {
   try {
     doc = JSON.parse(stdin);
   } catch (err) {
-    const why = stdin.trim() === "" ? "unexpected end of JSON input" : (err as Error).message;
+    const why = stdin.trim() === "" ? "unexpected end of JSON input" : boundText((err as Error).message, 200);
     throw new CniError(
       ErrorCode.decodingFailure,
       `error unmarshall network config: ${why}`,
@@ -101,7 +102,11 @@ export function validatedNetworkName(doc: JsonObject): string {
   }
   if (name === "") throw new CniError(ErrorCode.invalidNetworkConfig, "missing network name");
   if (!validName.test(name)) {
-    throw new CniError(ErrorCode.invalidNetworkConfig, "invalid characters found in network name", name);
+    throw new CniError(
+      ErrorCode.invalidNetworkConfig,
+      "invalid characters found in network name",
+      boundText(name, 300),
+    );
   }
   return name;
 }

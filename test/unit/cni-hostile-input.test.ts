@@ -8,6 +8,10 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { closeSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
+import { readCniEnv } from "../../src/cni/cni-env.js";
+import { requireSupportedVersion, versionAtLeast } from "../../src/cni/cni-version.js";
+import { findPlugin } from "../../src/cni/delegate-exec.js";
+import { parseConfigDocument, validatedNetworkName } from "../../src/cni/net-conf.js";
 import { parseSubnetEnv } from "../../src/cni/subnet-env.js";
 import { ipv4SubnetEnv, parseError, pluginPath, runFlannel, Sandbox } from "./cni-harness.js";
 
@@ -181,5 +185,43 @@ describe("subnet.env parsing with hostile values", () => {
     assert.ok(Date.now() - started < 10_000, `${Date.now() - started} ms`);
     assert.equal(parsed.networks.length, 50_000, "10.0.0.7/24 is 10.0.0.0/24 again; 10.0.1.0/24 too");
     assert.deepEqual(parsed.networks[1]?.prefix, 24);
+  });
+});
+
+describe("plugin errors are bounded where they are made, not only when printed", () => {
+  const bounded = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (err) {
+      const e = err as { message: string; details?: string };
+      for (const text of [e.message, e.details ?? ""]) {
+        assert.ok(text.length <= 1000, `${text.length} characters`);
+        assert.doesNotMatch(text, /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
+      }
+      return e;
+    }
+    assert.fail("no error");
+  };
+  const hostile = `x\n\u2028${"y".repeat(100_000)}`;
+
+  it("versions, plugin names, network names, CNI_COMMAND", () => {
+    assert.match(
+      bounded(() => versionAtLeast(hostile, "0.4.0")).message,
+      /^unable to parse version "x\\n\\u2028y+"… \(100003 characters\)$/,
+    );
+    assert.match(bounded(() => requireSupportedVersion(hostile)).details ?? "", /^config is "x\\n/);
+    assert.equal(
+      bounded(() => requireSupportedVersion("9.9.9")).details,
+      'config is "9.9.9", plugin supports ["0.1.0" "0.2.0" "0.3.0" "0.3.1" "0.4.0" "1.0.0" "1.1.0"]',
+    );
+    bounded(() => findPlugin(`a/${hostile}`, "/nonexistent"));
+    assert.equal(
+      bounded(() => findPlugin("bridge", "/nonexistent/a:/nonexistent/b")).message,
+      'failed to find plugin "bridge" in path [/nonexistent/a /nonexistent/b]',
+    );
+    bounded(() => findPlugin(hostile, `/nonexistent/${hostile}`));
+    bounded(() => validatedNetworkName({ name: hostile }));
+    bounded(() => parseConfigDocument(`{"name":${hostile}`));
+    bounded(() => readCniEnv({ CNI_COMMAND: hostile }));
   });
 });
