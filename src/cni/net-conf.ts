@@ -67,6 +67,24 @@ function objectField(doc: JsonObject, field: string, struct: string): JsonObject
   return v;
 }
 
+/**
+ * Deeper than any network config nests; Go's decoder stops at 10,000 ("exceeded max depth"), and our
+ * Go-style JSON printer recurses, so past a few thousand levels it would overflow the stack.
+ */
+const MAX_DEPTH = 1000;
+
+/** Whether `value` nests deeper than `max` (arrays and objects), walked without recursion. */
+function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== "object" || v === null) continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 /** stdin as a JSON object, or the CNI decoding error upstream's skeleton reports. */
 export function parseConfigDocument(stdin: string): JsonObject {
   let doc: unknown;
@@ -78,6 +96,13 @@ export function parseConfigDocument(stdin: string): JsonObject {
       ErrorCode.decodingFailure,
       `error unmarshall network config: ${why}`,
       "stdin must hold the network configuration as JSON; the container runtime passes it (check the .conf/.conflist file)",
+    );
+  }
+  if (nestsDeeperThan(doc, MAX_DEPTH)) {
+    throw new CniError(
+      ErrorCode.decodingFailure,
+      "error unmarshall network config: exceeded max depth",
+      `the network config nests deeper than ${MAX_DEPTH} levels`,
     );
   }
   if (!isObject(doc)) {

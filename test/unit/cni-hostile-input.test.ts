@@ -132,6 +132,21 @@ describe("flannel CNI plugin with hostile input", () => {
     }
   });
 
+  it("a network config nested deeper than 1,000 levels is refused, not a stack overflow", () => {
+    const deep = `${"[".repeat(5000)}${"]".repeat(5000)}`;
+    for (const key of ["ipam", "delegate", "runtimeConfig", "args"]) {
+      const stdin = `{"cniVersion":"0.3.1","name":"cbr0","type":"flannel","subnetFile":${JSON.stringify(box.subnetFile)},"dataDir":${JSON.stringify(box.dataDir)},"${key}":{"x":${deep}}}`;
+      const run = runFlannel(box.env("ADD"), stdin);
+      assert.equal(run.status, 1, run.stdout);
+      const e = parseError(run.stdout);
+      assert.equal(e.code, 6);
+      assert.equal(e.msg, "error unmarshall network config: exceeded max depth");
+    }
+    const ok = `{"x":${"[".repeat(900)}${"]".repeat(900)}}`;
+    const run = runFlannel(box.env("ADD"), box.config({ ipam: JSON.parse(ok) }));
+    assert.equal(run.status, 0, run.stdout.slice(0, 300));
+  });
+
   it("an invalid container ID is bounded and escaped in details", () => {
     const run = runFlannel(box.env("ADD", `x\n${"y".repeat(10_000)}`), box.config());
     const e = parseError(run.stdout);
