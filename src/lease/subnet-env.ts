@@ -82,10 +82,14 @@ export async function readPreviousSubnets(
   }
   const vars = parseEnvLines(text);
   // parseCIDR masks the host part, so "10.244.63.1/24" gives back the subnet 10.244.63.0/24.
-  const toNetwork = (value: string | undefined) => (value === undefined ? undefined : parseCIDR(value));
+  // A value of the other family (a hand-edited or foreign file) is no previous subnet at all.
+  const toNetwork = (value: string | undefined, family: 4 | 6) => {
+    const network = value === undefined ? undefined : parseCIDR(value);
+    return network?.family === family ? network : undefined;
+  };
   return {
-    subnet: toNetwork(vars.get("FLANNEL_SUBNET")),
-    ipv6Subnet: toNetwork(vars.get("FLANNEL_IPV6_SUBNET")),
+    subnet: toNetwork(vars.get("FLANNEL_SUBNET"), 4),
+    ipv6Subnet: toNetwork(vars.get("FLANNEL_IPV6_SUBNET"), 6),
   };
 }
 

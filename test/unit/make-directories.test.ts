@@ -94,7 +94,7 @@ describe("makeDirectories", () => {
 });
 
 describe("readPreviousSubnets", () => {
-  it("reads what writeSubnetEnv wrote, and gives up at once on /dev/zero, a FIFO or a directory", async () => {
+  it("reads what writeSubnetEnv wrote; nothing from /dev/zero, a FIFO, a directory or swapped families", async () => {
     const path = join(root, "prev/subnet.env");
     await writeSubnetEnv(path, {
       network: parseCIDR("10.244.0.0/16"),
@@ -107,7 +107,9 @@ describe("readPreviousSubnets", () => {
     assert.equal(formatCIDR((await readPreviousSubnets(path)).subnet!), "10.244.9.0/24");
     const fifo = join(root, "fifo");
     execFileSync("mkfifo", [fifo]);
-    for (const p of ["/dev/zero", fifo, root]) {
+    const swapped = join(root, "swapped.env");
+    writeFileSync(swapped, "FLANNEL_SUBNET=fd00::1/64\nFLANNEL_IPV6_SUBNET=10.244.9.1/24\n");
+    for (const p of ["/dev/zero", fifo, root, swapped]) {
       assert.deepEqual(await readPreviousSubnets(p), { subnet: undefined, ipv6Subnet: undefined }, p);
     }
   });
