@@ -17,6 +17,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { loadOrCreateKey } from "../../src/backend/wireguard/wireguard-key.js";
 import { makeDirectories } from "../../src/fs/make-directories.js";
 import { formatCIDR, parseCIDR } from "../../src/ip/ip-network.js";
 import { readPreviousSubnets, writeSubnetEnv } from "../../src/lease/subnet-env.js";
@@ -90,6 +91,17 @@ describe("makeDirectories", () => {
     symlinkSync(join(root, "real"), join(root, "link"));
     makeDirectories(join(root, "link/inside"), 0o755);
     assert.ok(existsSync(join(root, "real/inside")));
+  });
+});
+
+describe("the WireGuard key file's directory", () => {
+  it("a WIREGUARD_KEY_FILE under /proc fails at once (it spun in Node's recursive mkdir)", async () => {
+    await assert.rejects(loadOrCreateKey("/proc/weft-test/wg/key"), (err: unknown) => {
+      return (
+        (err as NodeJS.ErrnoException).code === "ENOENT" &&
+        (err as NodeJS.ErrnoException).path === "/proc/weft-test"
+      );
+    });
   });
 });
 
