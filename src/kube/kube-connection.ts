@@ -3,8 +3,8 @@
  * clientcmd.BuildConfigFromFlags(--kube-api-url, --kubeconfig-file) does: a kubeconfig (its current
  * context), with --kube-api-url overriding its server; with neither, the in-cluster service account.
  */
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { readSmallFile } from "../fs/read-small-file.js";
 import { boundText } from "../text/untrusted-text.js";
 import { requirePemCertificates } from "../tls/pem-files.js";
 import { UserError } from "../user-error.js";
@@ -88,7 +88,7 @@ async function inClusterConnection(env: NodeJS.ProcessEnv, dir: string): Promise
 
 export async function readOrFail(path: string, what: string): Promise<Buffer> {
   try {
-    return await readFile(path);
+    return readSmallFile(path, 16 * 1024 * 1024); // bounded, never blocking: not /dev/zero or a FIFO
   } catch (err) {
     throw new UserError(
       `cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,

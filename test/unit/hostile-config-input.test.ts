@@ -4,9 +4,9 @@
  * would refuse, TLS files that are not PEM; and the logger's escaping as the last line of defence.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -316,7 +316,7 @@ describe("TLS files that are not PEM are refused when read", () => {
     store.close();
   });
 
-  it("kube: a kubeconfig whose CA is not PEM", async () => {
+  it("kube: a kubeconfig whose CA is not PEM, or which names a FIFO", { timeout: 10_000 }, async () => {
     const file = join(dir, "kubeconfig");
     writeFileSync(
       file,
@@ -344,6 +344,18 @@ describe("TLS files that are not PEM are refused when read", () => {
     await assert.rejects(
       loadKubeconfig(file),
       /the CA of cluster k in .*kubeconfig holds no PEM certificate/,
+    );
+
+    // A file it names that never answers (a FIFO with no writer) fails at once instead of blocking.
+    const fifo = join(dir, "cert-fifo");
+    execFileSync("mkfifo", [fifo]);
+    const text = readFileSync(file, "utf8")
+      .replace(/ {4}certificate-authority-data: .*\n/, "")
+      .replace("    token: abc", `    client-certificate: ${fifo}`);
+    writeFileSync(file, text);
+    await assert.rejects(
+      loadKubeconfig(file),
+      /cannot read the client certificate named in .*cert-fifo: EINVAL/,
     );
   });
 });
