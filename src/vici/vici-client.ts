@@ -61,14 +61,15 @@ export class ViciClient {
     return new Promise((resolve, reject) => {
       const socket = connect(path);
       const timer = setTimeout(() => socket.destroy(new ViciError(`no VICI answer on ${path}`)), timeoutMs);
-      socket.once("connect", () => {
-        clearTimeout(timer);
-        socket.removeListener("error", reject);
-        resolve(new ViciClient(socket));
-      });
-      socket.once("error", (error) => {
+      const failed = (error: Error) => {
         clearTimeout(timer);
         reject(error);
+      };
+      socket.once("error", failed);
+      socket.once("connect", () => {
+        clearTimeout(timer);
+        socket.removeListener("error", failed);
+        resolve(new ViciClient(socket));
       });
     });
   }
@@ -87,9 +88,10 @@ export class ViciClient {
   private exchange(packet: ViciPacket, timeoutMs: number): Promise<ViciPacket> {
     if (this.closedError) return Promise.reject(this.closedError);
     return new Promise((resolve, reject) => {
+      // A late answer would be taken for the next command's: give the connection up instead.
       const timer = setTimeout(() => {
-        this.waiting = undefined;
-        reject(new ViciError(`charon did not answer ${packet.name} within ${timeoutMs} ms`));
+        this.fail(new ViciError(`charon did not answer ${packet.name} within ${timeoutMs} ms`));
+        this.socket.destroy();
       }, timeoutMs);
       this.waiting = (answer) => {
         clearTimeout(timer);

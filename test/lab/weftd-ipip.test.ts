@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Lab } from "./lab.js";
-import { addPods, assertFullMeshPing, type Cluster, startCluster } from "./weft-cluster.js";
+import { addPods, assertFullMeshPing, type Cluster, PREFIX, startCluster } from "./weft-cluster.js";
 
 const IPIP = '{"Network":"10.244.0.0/16","Backend":{"Type":"ipip"}}';
 
@@ -39,6 +39,22 @@ describe("weftd with ipip on 3 hosts", { timeout: 120_000 }, () => {
     pods = await addPods(lab, cluster.leases);
   });
   after(async () => lab?.destroy());
+
+  it("stops with one clear error on a kernel without ipip", async (t) => {
+    if (!noIpip) return t.skip("this kernel has ipip");
+    await lab.startEtcd();
+    await lab.etcdctl(["put", `${PREFIX}/config`, IPIP]);
+    const weftd = await lab.startWeftd(lab.host(1));
+    const status = await weftd.exited;
+    assert.equal(status.code, 1, weftd.output());
+    const errors = weftd
+      .output()
+      .split("\n")
+      .filter((line) => line.startsWith("E"));
+    assert.equal(errors.length, 1, weftd.output());
+    assert.match(errors[0]!, /the kernel cannot make ipip devices \(no ipip module/);
+    assert.doesNotMatch(weftd.output(), /^\s+at /m, "no stack trace");
+  });
 
   it("makes flannel.ipip: local = the host's address, MTU 1480, the subnet's .0/32", async (t) => {
     if (noIpip) return t.skip(noIpip);

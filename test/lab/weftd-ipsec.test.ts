@@ -207,3 +207,34 @@ describe("weftd with ipsec (charon over VICI) on 2 hosts", { timeout: 150_000 },
     assert.doesNotMatch(weftds[0]!.output(), /refused (unload-conn|terminate)/);
   });
 });
+
+describe("weftd with a bad ipsec config", { timeout: 60_000 }, () => {
+  let lab: Lab;
+  before(async () => {
+    lab = await Lab.create({ hosts: 1, tag: "ipsecbad" });
+    await lab.startEtcd();
+  });
+  after(async () => lab?.destroy());
+
+  it("names a short PSK, then a bad ESPProposal, waits, and starts once the config is fixed", async () => {
+    const put = (backend: object) =>
+      lab.etcdctl([
+        "put",
+        `${PREFIX}/config`,
+        JSON.stringify({ Network: "10.244.0.0/16", Backend: backend }),
+      ]);
+    await put({ Type: "ipsec", PSK: "too-short" });
+    const weftd = await lab.startWeftd(lab.host(1), [], charonSetup(lab, lab.host(1)));
+    await weftd.waitForOutput(
+      /Backend\.PSK of the ipsec backend must be at least 96 characters.*not 9 characters/,
+      10_000,
+    );
+    await put({ Type: "ipsec", PSK, ESPProposal: "aes128gcm16-sha257" });
+    await weftd.waitForOutput(/Backend\.ESPProposal of the ipsec backend .*"sha257"/, 10_000);
+    assert.ok(weftd.running, "weftd waits for a fixed config");
+    await put({ Type: "ipsec", PSK });
+    await waitForLeases(lab, [weftd], 20_000);
+    await weftd.waitForOutput(/started charon/, 10_000);
+    assert.doesNotMatch(weftd.output(), /^\s+at /m, "no stack trace");
+  });
+});

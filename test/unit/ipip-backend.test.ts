@@ -185,6 +185,12 @@ describe("ipip config", () => {
         err instanceof ConfigError && /Backend\.DirectRouting of the ipip backend/.test(err.message),
     );
   });
+  it("refuses an IPv6-only network (ipip is IPv4 only)", () => {
+    const config = parseNetworkConfig(
+      '{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd44::/56","Backend":{"Type":"ipip"}}',
+    );
+    assert.throws(() => configureBackend(config), /ipip backend carries IPv4 only/);
+  });
   it("is registered", () => {
     const config = parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"IPIP"}}');
     assert.equal(configureBackend(config).registration.type, "ipip");

@@ -101,6 +101,15 @@ describe("ipsec config", () => {
     ])
       assert.equal(unknownProposalWord(p), undefined, p);
   });
+  it("refuses an IPv6-only network, as flannel's ipsec backend is IPv4 only", () => {
+    const text = JSON.stringify({
+      EnableIPv4: false,
+      EnableIPv6: true,
+      IPv6Network: "fd44::/56",
+      Backend: { Type: "ipsec", PSK },
+    });
+    assert.throws(() => configureBackend(parseNetworkConfig(text)), /ipsec backend carries IPv4 only/);
+  });
   it("computes flannel's MTU: 77 bytes of ESP, 8 more with UDP encapsulation", () => {
     assert.equal(ipsecMtu(1500, false), 1423);
     assert.equal(ipsecMtu(1500, true), 1415);

@@ -1,4 +1,6 @@
 /** The ipip backend: IPv4-in-IPv4 through flannel.ipip, peers routed via their PublicIP onlink. */
+
+import { ConfigError } from "../../config/network-config.js";
 import { formatIP } from "../../ip/ip-address.js";
 import { networkAddress } from "../../ip/ip-network.js";
 import type { Lease } from "../../lease/lease.js";
@@ -23,6 +25,9 @@ export const ipipRegistration: BackendRegistration = {
   type: "ipip",
   configure: (config) => {
     const settings = parseIpipConfig(config.backend);
+    // As in flannel: IPv4 only.
+    if (!config.ipv4)
+      throw new ConfigError("the ipip backend carries IPv4 only: set Network and leave EnableIPv4 on");
     return (context) => new IpipBackend(context, settings);
   },
 };
@@ -54,8 +59,8 @@ export class IpipBackend implements Backend {
   }
 
   async setUp(): Promise<BackendSetUp> {
-    if (this.context.config.ipv6 && !this.context.config.ipv4)
-      throw new UserError("the ipip backend carries IPv4 only; an IPv6-only Network needs another backend");
+    if (this.context.config.ipv6)
+      this.context.warn("the ipip backend carries IPv4 only; IPv6Network is leased but not routed");
     const { link, created } = await ensureIpipDevice(
       this.context.netlink,
       this.deviceSpec(),

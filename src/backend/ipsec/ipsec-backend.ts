@@ -3,6 +3,7 @@
  * per subnet pair; the kernel (or charon's kernel-libipsec) carries ESP. Lease: PublicIP and
  * BackendType "ipsec", no BackendData, as flanneld writes it.
  */
+import { ConfigError } from "../../config/network-config.js";
 import type { Lease } from "../../lease/lease.js";
 import type { AnyStateKind } from "../../reconcile/state-kind.js";
 import { checkSuccess } from "../../vici/vici-client.js";
@@ -17,6 +18,9 @@ export const ipsecRegistration: BackendRegistration = {
   type: "ipsec",
   configure: (config) => {
     const settings = parseIpsecConfig(config.backend);
+    // As in flannel: IPv4 only.
+    if (!config.ipv4)
+      throw new ConfigError("the ipsec backend carries IPv4 only: set Network and leave EnableIPv4 on");
     return (context) => new IpsecBackend(context, settings, process.env);
   },
 };
@@ -57,6 +61,8 @@ export class IpsecBackend implements Backend {
   async setUp(): Promise<BackendSetUp> {
     const ext = this.context.extIface;
     this.context.log(`ipsec: UDPEncap=${this.settings.udpEncap} ESPProposal=${this.settings.espProposal}`);
+    if (this.context.config.ipv6)
+      this.context.warn("the ipsec backend carries IPv4 only; IPv6Network is leased but not routed");
     return {
       attrs: {
         publicIP: ext.publicIP,
