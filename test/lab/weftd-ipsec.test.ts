@@ -21,7 +21,6 @@ import { Lab, type LabHost, type LabProcess } from "./lab.js";
 import { addPods, type HostLease, PREFIX, waitFor, waitForLeases } from "./weft-cluster.js";
 
 const PSK = "weft-lab-psk-".padEnd(100, "0123456789");
-const CONFIG = JSON.stringify({ Network: "10.244.0.0/16", Backend: { Type: "ipsec", PSK } });
 const CHARON = "/usr/lib/ipsec/charon";
 
 /** The host's strongswan.conf and a wrapper that gives charon its own /run; returns weftd's env. */
@@ -89,124 +88,140 @@ function connName(own: LabHost, ownLease: HostLease, peer: LabHost, peerLease: H
   return `${own.ip}-${ownLease.subnet}-${peerLease.subnet}-${peer.ip}`;
 }
 
-describe("weftd with ipsec (charon over VICI) on 2 hosts", { timeout: 150_000 }, () => {
-  let lab: Lab;
-  let weftds: LabProcess[];
-  let leases: HostLease[];
-  let pods: string[];
+for (const udpEncap of [false, true])
+  describe(`weftd with ipsec (charon over VICI, UDPEncap ${udpEncap}) on 2 hosts`, {
+    timeout: 150_000,
+  }, () => {
+    const config = JSON.stringify({
+      Network: "10.244.0.0/16",
+      Backend: { Type: "ipsec", PSK, UDPEncap: udpEncap },
+    });
+    let lab: Lab;
+    let weftds: LabProcess[];
+    let leases: HostLease[];
+    let pods: string[];
 
-  before(async () => {
-    lab = await Lab.create({ hosts: 2, tag: "ipsec" });
-    await lab.startEtcd();
-    await lab.etcdctl(["put", `${PREFIX}/config`, CONFIG]);
-    const envs = lab.hosts.map((h) => charonSetup(lab, h));
-    const first = await Promise.all(lab.hosts.map((h, i) => lab.startWeftd(h, [], envs[i])));
-    leases = await waitForLeases(lab, first, 20_000);
-    // kernel-libipsec routes each remote subnet into ipsec0 from an address of the local subnet and
-    // fails the CHILD SA without one: give each host its pod address, then start weftd again (it keeps
-    // its lease, as flanneld does).
-    for (const weftd of first) await weftd.stop();
-    pods = await addPods(lab, leases);
-    weftds = await Promise.all(lab.hosts.map((h, i) => lab.startWeftd(h, [], envs[i])));
-    const again = await waitForLeases(lab, weftds, 20_000);
-    assert.deepEqual(again, leases, "weftd kept its lease across the restart");
-  });
-  after(async () => lab?.destroy());
+    before(async () => {
+      lab = await Lab.create({ hosts: 2, tag: udpEncap ? "ipsecudp" : "ipsec" });
+      await lab.startEtcd();
+      await lab.etcdctl(["put", `${PREFIX}/config`, config]);
+      const envs = lab.hosts.map((h) => charonSetup(lab, h));
+      const first = await Promise.all(lab.hosts.map((h, i) => lab.startWeftd(h, [], envs[i])));
+      leases = await waitForLeases(lab, first, 20_000);
+      // kernel-libipsec routes each remote subnet into ipsec0 from an address of the local subnet and
+      // fails the CHILD SA without one: give each host its pod address, then start weftd again (it keeps
+      // its lease, as flanneld does).
+      for (const weftd of first) await weftd.stop();
+      pods = await addPods(lab, leases);
+      weftds = await Promise.all(lab.hosts.map((h, i) => lab.startWeftd(h, [], envs[i])));
+      const again = await waitForLeases(lab, weftds, 20_000);
+      assert.deepEqual(again, leases, "weftd kept its lease across the restart");
+    });
+    after(async () => lab?.destroy());
 
-  const [h1, h2] = [() => lab.host(1), () => lab.host(2)];
+    const [h1, h2] = [() => lab.host(1), () => lab.host(2)];
 
-  it("publishes flanneld's lease: PublicIP and BackendType ipsec, no BackendData", async () => {
-    const kvs = await lab.etcdGetPrefix(`${PREFIX}/subnets/`);
-    assert.deepEqual(
-      kvs.map((kv) => kv.value).sort(),
-      lab.hosts.map((h) => `{"PublicIP":"${h.ip}","PublicIPv6":null,"BackendType":"ipsec"}`),
-    );
-  });
+    it("publishes flanneld's lease: PublicIP and BackendType ipsec, no BackendData", async () => {
+      const kvs = await lab.etcdGetPrefix(`${PREFIX}/subnets/`);
+      assert.deepEqual(
+        kvs.map((kv) => kv.value).sort(),
+        lab.hosts.map((h) => `{"PublicIP":"${h.ip}","PublicIPv6":null,"BackendType":"ipsec"}`),
+      );
+    });
 
-  it("has charon bring the IKE SA up and install one CHILD SA per subnet pair on both hosts", async () => {
-    for (const [own, peer, ownLease, peerLease] of [
-      [h1(), h2(), leases[0]!, leases[1]!],
-      [h2(), h1(), leases[1]!, leases[0]!],
-    ] as const) {
-      const name = connName(own, ownLease, peer, peerLease);
-      const child = `${ownLease.subnet}-${peerLease.subnet}`;
-      let last: unknown;
-      await waitFor(
-        `IKE SA ${name} ESTABLISHED with CHILD SA ${child} INSTALLED on ${own.name}`,
-        async () => {
-          const sas = await listSas(lab, own).catch((e: Error) => e.message);
-          last = sas;
-          return (
-            Array.isArray(sas) &&
-            sas.some(
-              (sa) =>
-                sa.name === name &&
-                sa.state === "ESTABLISHED" &&
-                sa.children.some((c) => c.name === child && c.state === "INSTALLED"),
-            )
+    it("writes flannel's MTU: 1500 - 77 for ESP, - 8 more with UDPEncap", async () => {
+      const env = readFileSync(lab.subnetFile(h1()), "utf8");
+      assert.match(env, new RegExp(`^FLANNEL_MTU=${udpEncap ? 1415 : 1423}$`, "m"));
+    });
+
+    it("has charon bring the IKE SA up and install one CHILD SA per subnet pair on both hosts", async () => {
+      for (const [own, peer, ownLease, peerLease] of [
+        [h1(), h2(), leases[0]!, leases[1]!],
+        [h2(), h1(), leases[1]!, leases[0]!],
+      ] as const) {
+        const name = connName(own, ownLease, peer, peerLease);
+        const child = `${ownLease.subnet}-${peerLease.subnet}`;
+        let last: unknown;
+        await waitFor(
+          `IKE SA ${name} ESTABLISHED with CHILD SA ${child} INSTALLED on ${own.name}`,
+          async () => {
+            const sas = await listSas(lab, own).catch((e: Error) => e.message);
+            last = sas;
+            return (
+              Array.isArray(sas) &&
+              sas.some(
+                (sa) =>
+                  sa.name === name &&
+                  sa.state === "ESTABLISHED" &&
+                  // kernel-libipsec carries ESP in UDP only, so the CHILD SA is encapsulated whatever
+                  // UDPEncap says: here UDPEncap is checked as accepted by charon, not by its effect.
+                  sa.children.some((c) => c.name === child && c.state === "INSTALLED" && c.encap),
+              )
+            );
+          },
+          30_000,
+          250,
+        ).catch((error: Error) => {
+          throw new Error(
+            `${error.message}\nlist-sas: ${JSON.stringify(last)}\nweftd:\n${weftds[own.index - 1]!.output()}\ncharon:\n${charonLog(lab, own)}`,
           );
+        });
+        assert.deepEqual(await loadedConns(lab, own), [name], "exactly weft's one connection is loaded");
+      }
+    });
+
+    it("carries pod traffic both ways over the SAs (ESP in userspace, kernel-libipsec): ping and iperf3", async () => {
+      for (const [from, to] of [
+        [0, 1],
+        [1, 0],
+      ] as const) {
+        const result = await lab.ping(lab.host(from + 1), pods[to]!, {
+          count: 3,
+          source: pods[from],
+          intervalSeconds: 0.2,
+        });
+        assert.ok(result.received >= 2, result.output);
+      }
+      const bps = await lab.iperf3(h1(), h2(), pods[0]!, { seconds: 2 });
+      assert.ok(bps > 1e6, `throughput ${bps} bit/s over libipsec is implausibly low`);
+    });
+
+    it("restarts a killed charon and gets the SAs back", async () => {
+      const output = weftds[0]!.output();
+      const pid = Number([...output.matchAll(/started charon \(.*, pid (\d+)\)/g)].pop()?.[1]);
+      assert.ok(pid > 0, `no charon pid in weftd's log:\n${output}`);
+      process.kill(pid, "SIGKILL");
+      await weftds[0]!.waitForOutput(/charon exited \(SIGKILL\); starting it again/, 10_000);
+      const name = connName(h1(), leases[0]!, h2(), leases[1]!);
+      await waitFor(
+        `IKE SA ${name} ESTABLISHED again after charon's restart`,
+        async () => {
+          const sas = await listSas(lab, h1()).catch(() => []);
+          return sas.some((sa) => sa.name === name && sa.state === "ESTABLISHED" && sa.children.length > 0);
         },
         30_000,
         250,
       ).catch((error: Error) => {
-        throw new Error(
-          `${error.message}\nlist-sas: ${JSON.stringify(last)}\nweftd:\n${weftds[own.index - 1]!.output()}\ncharon:\n${charonLog(lab, own)}`,
-        );
+        throw new Error(`${error.message}\nweftd:\n${weftds[0]!.output()}\ncharon:\n${charonLog(lab, h1())}`);
       });
-      assert.deepEqual(await loadedConns(lab, own), [name], "exactly weft's one connection is loaded");
-    }
-  });
+      const result = await lab.ping(h1(), pods[1]!, { count: 3, source: pods[0], intervalSeconds: 0.2 });
+      assert.ok(result.received >= 2, `pod traffic did not resume:\n${result.output}`);
+    });
 
-  it("carries pod traffic both ways over the SAs (ESP in userspace, kernel-libipsec): ping and iperf3", async () => {
-    for (const [from, to] of [
-      [0, 1],
-      [1, 0],
-    ] as const) {
-      const result = await lab.ping(lab.host(from + 1), pods[to]!, {
-        count: 3,
-        source: pods[from],
-        intervalSeconds: 0.2,
-      });
-      assert.ok(result.received >= 2, result.output);
-    }
-    const bps = await lab.iperf3(h1(), h2(), pods[0]!, { seconds: 2 });
-    assert.ok(bps > 1e6, `throughput ${bps} bit/s over libipsec is implausibly low`);
+    it("removes a peer's connection when its lease goes", async () => {
+      await weftds[1]!.stop();
+      const key = `${PREFIX}/subnets/${leases[1]!.subnet.replace("/", "-")}`;
+      await lab.etcdctl(["del", key]);
+      await waitFor(
+        "the gone peer's connection unloaded from host 1's charon",
+        async () => (await loadedConns(lab, h1())).length === 0,
+        15_000,
+        200,
+      );
+      assert.deepEqual(await listSas(lab, h1()), [], "its IKE SA terminated");
+      assert.doesNotMatch(weftds[0]!.output(), /refused (unload-conn|terminate)/);
+    });
   });
-
-  it("restarts a killed charon and gets the SAs back", async () => {
-    const output = weftds[0]!.output();
-    const pid = Number([...output.matchAll(/started charon \(.*, pid (\d+)\)/g)].pop()?.[1]);
-    assert.ok(pid > 0, `no charon pid in weftd's log:\n${output}`);
-    process.kill(pid, "SIGKILL");
-    await weftds[0]!.waitForOutput(/charon exited \(SIGKILL\); starting it again/, 10_000);
-    const name = connName(h1(), leases[0]!, h2(), leases[1]!);
-    await waitFor(
-      `IKE SA ${name} ESTABLISHED again after charon's restart\n${charonLog(lab, h1())}`,
-      async () => {
-        const sas = await listSas(lab, h1()).catch(() => []);
-        return sas.some((sa) => sa.name === name && sa.state === "ESTABLISHED" && sa.children.length > 0);
-      },
-      30_000,
-      250,
-    );
-    const result = await lab.ping(h1(), pods[1]!, { count: 3, source: pods[0], intervalSeconds: 0.2 });
-    assert.ok(result.received >= 2, `pod traffic did not resume:\n${result.output}`);
-  });
-
-  it("removes a peer's connection when its lease goes", async () => {
-    await weftds[1]!.stop();
-    const key = `${PREFIX}/subnets/${leases[1]!.subnet.replace("/", "-")}`;
-    await lab.etcdctl(["del", key]);
-    await waitFor(
-      "the gone peer's connection unloaded from host 1's charon",
-      async () => (await loadedConns(lab, h1())).length === 0,
-      15_000,
-      200,
-    );
-    assert.deepEqual(await listSas(lab, h1()), [], "its IKE SA terminated");
-    assert.doesNotMatch(weftds[0]!.output(), /refused (unload-conn|terminate)/);
-  });
-});
 
 describe("weftd with a bad ipsec config", { timeout: 60_000 }, () => {
   let lab: Lab;

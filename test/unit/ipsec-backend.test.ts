@@ -187,11 +187,15 @@ describe("ipsec VICI messages", () => {
     const event = {
       [conn!.name]: {
         state: "ESTABLISHED",
-        "child-sas": { [`${conn!.child}-1`]: { name: conn!.child, state: "INSTALLED" } },
+        "child-sas": { [`${conn!.child}-1`]: { name: conn!.child, state: "INSTALLED", encap: "yes" } },
       },
     };
     assert.deepEqual(readListSaEvent(event), [
-      { name: conn!.name, state: "ESTABLISHED", children: [{ name: conn!.child, state: "INSTALLED" }] },
+      {
+        name: conn!.name,
+        state: "ESTABLISHED",
+        children: [{ name: conn!.child, state: "INSTALLED", encap: true }],
+      },
     ]);
   });
 });

@@ -60,7 +60,8 @@ export function unloadConnMessage(conn: IpsecConnEntry): ViciSection {
 export interface ListedIkeSa {
   readonly name: string;
   readonly state: string;
-  readonly children: readonly { readonly name: string; readonly state: string }[];
+  /** CHILD SAs; `encap`: ESP in UDP (forced by UDPEncap, or NAT found). */
+  readonly children: readonly { readonly name: string; readonly state: string; readonly encap: boolean }[];
 }
 
 export function readListSaEvent(event: ViciSection): ListedIkeSa[] {
@@ -68,13 +69,13 @@ export function readListSaEvent(event: ViciSection): ListedIkeSa[] {
   for (const [name, value] of Object.entries(event)) {
     if (typeof value !== "object" || Array.isArray(value)) continue;
     const sa = value as ViciSection;
-    const children: { name: string; state: string }[] = [];
+    const children: { name: string; state: string; encap: boolean }[] = [];
     const childSas = sa["child-sas"];
     if (childSas && typeof childSas === "object" && !Array.isArray(childSas)) {
       for (const child of Object.values(childSas as ViciSection)) {
         if (typeof child !== "object" || Array.isArray(child)) continue;
         const c = child as ViciSection;
-        children.push({ name: String(c.name ?? ""), state: String(c.state ?? "") });
+        children.push({ name: String(c.name ?? ""), state: String(c.state ?? ""), encap: c.encap === "yes" });
       }
     }
     found.push({ name, state: String(sa.state ?? ""), children });
