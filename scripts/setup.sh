@@ -13,7 +13,8 @@ APT_PACKAGES=(
   containernetworking-plugins   # bridge/host-local/portmap for the CNI plugin
   podman runc busybox-static    # the real container runtime test
   wireguard-tools wireguard-go  # userspace WireGuard where the module is missing
-  strongswan-charon libcharon-extra-plugins libstrongswan-standard-plugins strongswan-swanctl  # ipsec: charon, kernel-libipsec, openssl/gcm, swanctl
+  strongswan-charon libcharon-extra-plugins    # ipsec: charon; kernel-libipsec (ESP in userspace where the kernel has none)
+  libstrongswan-standard-plugins strongswan-swanctl  # ipsec: openssl/gcm for flannel's proposals; swanctl to inspect
   make g++ python3              # node-gyp builds the netlink addon
 )
 

@@ -10,6 +10,7 @@ import {
   parseIpsecConfig,
   unknownProposalWord,
 } from "../../src/backend/ipsec/ipsec-config.js";
+import { ipsecConnShape } from "../../src/backend/ipsec/ipsec-conn-kind.js";
 import {
   IPSEC_CONN_KIND,
   type IpsecConnEntry,
@@ -134,6 +135,16 @@ describe("ipsec desired state", () => {
         ["172.31.0.1-10.244.1.0/24-10.244.3.0/24-172.31.0.0", "10.244.1.0/24-10.244.3.0/24"],
       ],
     );
+  });
+  it("keys a connection by its name; a changed proposal or encapsulation is a replace", () => {
+    const [conn] = ipsecDesiredState(own, [lease("10.244.2.0/24", "172.31.0.2")], settings).state[
+      IPSEC_CONN_KIND
+    ] as IpsecConnEntry[];
+    assert.equal(ipsecConnShape.key(conn!), conn!.name);
+    assert.ok(ipsecConnShape.same(conn!, { ...conn! }));
+    assert.ok(!ipsecConnShape.same(conn!, { ...conn!, udpEncap: true }));
+    assert.ok(!ipsecConnShape.same(conn!, { ...conn!, espProposal: "aes256gcm16-modp2048" }));
+    assert.equal(ipsecConnShape.describe(conn!), `ipsec connection ${conn!.name}`);
   });
   it("leaves out, with a reason, another backend's lease and one without PublicIP", () => {
     const { state, problems } = ipsecDesiredState(
