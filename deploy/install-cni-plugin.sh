@@ -14,7 +14,9 @@ mv "$dest/weft.new" "$dest/weft"
 rm -rf "$dest/weft.old"
 cat > "$dest/.flannel.tmp" <<'LAUNCHER'
 #!/bin/sh
-exec /opt/cni/bin/weft/node /opt/cni/bin/weft/flannel.cjs "$@"
+# Beside this launcher, wherever the plugin directory is mounted; runtimes run plugins by absolute path.
+here=$(dirname "$0")
+exec "$here/weft/node" "$here/weft/flannel.cjs" "$@"
 LAUNCHER
 chmod 0755 "$dest/.flannel.tmp"
 mv -f "$dest/.flannel.tmp" "$dest/flannel"

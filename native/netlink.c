@@ -14,6 +14,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "sd-notify.h"
+
 #ifndef SOL_NETLINK
 #define SOL_NETLINK 270
 #endif
@@ -565,6 +567,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"enterNetns", NULL, js_enter_netns, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  weft_define_sd_notify(env, exports);
   return exports;
 }
 

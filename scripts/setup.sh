@@ -12,6 +12,7 @@ APT_PACKAGES=(
   ethtool libxml2-utils         # weft doctor's checksum-offload check; xmllint checks weft's SVG
   containernetworking-plugins   # bridge/host-local/portmap for the CNI plugin
   podman runc busybox-static    # the real container runtime test
+  mmdebstrap openssl curl       # deploy/build-image.sh's Debian base and Node check; the image test's probe
   wireguard-tools wireguard-go  # userspace WireGuard where the module is missing
   strongswan-charon libcharon-extra-plugins    # ipsec: charon; kernel-libipsec (ESP in userspace where the kernel has none)
   libstrongswan-standard-plugins strongswan-swanctl  # ipsec: openssl/gcm for flannel's proposals; swanctl to inspect

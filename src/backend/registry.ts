@@ -9,6 +9,7 @@ import { ipipRegistration } from "./ipip/ipip-backend.js";
 import { ipsecRegistration } from "./ipsec/ipsec-backend.js";
 import { udpRegistration } from "./udp/udp-backend.js";
 import { vxlanRegistration } from "./vxlan/vxlan-backend.js";
+import { wireguardRegistration } from "./wireguard/wireguard-backend.js";
 
 const BACKENDS: readonly BackendRegistration[] = [
   vxlanRegistration,
@@ -16,12 +17,13 @@ const BACKENDS: readonly BackendRegistration[] = [
   udpRegistration,
   allocRegistration,
   extensionRegistration,
+  wireguardRegistration,
   ipipRegistration,
   ipsecRegistration,
 ];
 
 /** flannel's other backends: recognised, so the error can say they are not built yet. */
-const NOT_YET = ["wireguard", "gce", "aws-vpc", "ali-vpc", "tencent-vpc"];
+const NOT_YET = ["gce", "aws-vpc", "ali-vpc", "tencent-vpc"];
 
 export function findBackend(type: string): BackendRegistration | undefined {
   const wanted = type.toLowerCase();

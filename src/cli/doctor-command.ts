@@ -14,8 +14,9 @@ import type { Flags } from "../daemon/flags.js";
 import { readHostNetworks } from "../daemon/host-networks.js";
 import { ownershipScope } from "../daemon/ownership-scope.js";
 import { PeerLeaseFilter } from "../daemon/peer-lease-filter.js";
-import { trafficOptions, wantedChains } from "../daemon/traffic-rules-sync.js";
+import { trafficOptions, wantedRules } from "../daemon/traffic-rules-sync.js";
 import { repairInput } from "../firewall/rule-diff.js";
+import { wantedChains } from "../firewall/traffic-rules.js";
 import type { Lease } from "../lease/lease.js";
 import { RtNetlink } from "../netlink/index.js";
 import { createKernelKinds } from "../reconcile/kinds/kernel-kinds.js";
@@ -292,7 +293,12 @@ async function datapathChecks(
       }
     }
 
-    const chains = wantedChains(config, own, trafficOptions(flags));
+    const wantRules = wantedRules(config, own, trafficOptions(flags));
+    const chains = new Map(
+      ([4, 6] as const)
+        .map((family) => [family, wantedChains(family, wantRules)] as const)
+        .filter(([, wanted]) => wanted.length > 0),
+    );
     if (chains.size === 0)
       add({
         name: "traffic-rules",

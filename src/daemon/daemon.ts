@@ -21,6 +21,7 @@ import { openSubnetManager } from "../subnet/registry.js";
 import type { SubnetManager } from "../subnet/subnet-manager.js";
 import { boundText } from "../text/untrusted-text.js";
 import { describeError, UserError } from "../user-error.js";
+import { ownBlackholeRoutes, withBlackholeRoutes } from "./blackhole-routes.js";
 import { renderMetrics } from "./daemon-metrics.js";
 import { findExternalInterface, interfaceChoice } from "./external-interface.js";
 import type { Flags } from "./flags.js";
@@ -29,7 +30,7 @@ import { readHostNetworks } from "./host-networks.js";
 import type { Logger } from "./logger.js";
 import { ownershipScope } from "./ownership-scope.js";
 import { PeerLeaseFilter } from "./peer-lease-filter.js";
-import { TrafficRulesSync, trafficOptions } from "./traffic-rules-sync.js";
+import { firewallsFor, TrafficRulesSync, trafficOptions } from "./traffic-rules-sync.js";
 import { rescueUnderlay } from "./underlay-rescue.js";
 
 /** A full reconcile now and then catches anything no event told us about. */
@@ -76,6 +77,8 @@ export class Daemon {
     private readonly flags: Flags,
     private readonly log: Logger,
     private readonly onFatal: (err: Error) => void,
+    /** Called once, when the datapath is first programmed (systemd's READY=1). */
+    private readonly onProgrammed: (peers: number) => void = () => {},
   ) {}
 
   async start(): Promise<void> {
@@ -106,8 +109,6 @@ export class Daemon {
       return config;
     });
     log.info(`found network config: backend type ${this.config.backendType}`);
-    if (this.config.enableNFTables)
-      log.warn("EnableNFTables is set but weft manages rules with iptables for now");
 
     const ext = await findExternalInterface(this.netlink, interfaceChoice(flags, this.config));
     log.info(
@@ -151,7 +152,8 @@ export class Daemon {
     await this.backend.attachLease(this.lease);
     await this.backend.start?.(this.lease);
 
-    this.traffic = new TrafficRulesSync(trafficOptions(flags), log);
+    const { use, other } = firewallsFor(this.config.enableNFTables);
+    this.traffic = new TrafficRulesSync(trafficOptions(flags), use, other, log);
     await this.traffic.start(this.config, this.lease);
     await this.writeSubnetFile();
 
@@ -162,15 +164,21 @@ export class Daemon {
       warn: (m) => log.warn(m),
     });
     await this.filter.refresh();
+    // The blackhole routes are of the route kind, which a backend such as alloc does not declare.
+    const backendKinds = this.backend.kinds;
+    const kinds =
+      flags.bool("ip-blackhole-route") && !backendKinds.includes(this.kernel.route)
+        ? [...backendKinds, this.kernel.route]
+        : backendKinds;
     this.reconciler = new Reconciler({
-      kinds: this.backend.kinds,
+      kinds,
       scope: this.scope(),
       log: (m, v) => log.info(m, v),
       prepare: () => this.kernel.refresh(),
       onClean: () => this.onCleanRun(),
     });
     const groups = new Set<RtGroup>(["link"]);
-    for (const kind of this.backend.kinds) for (const group of kind.events?.groups ?? []) groups.add(group);
+    for (const kind of kinds) for (const group of kind.events?.groups ?? []) groups.add(group);
     this.events = this.netlink.subscribe([...groups]);
     this.events.on("event", (event: RtEvent) => this.onKernelEvent(event));
     this.events.on("overrun", () => {
@@ -250,7 +258,10 @@ export class Daemon {
       this.log.error(`computing the desired state failed: ${boundText(describeError(err), 200)}`);
       return;
     }
-    void this.reconciler.setDesired(desired.state);
+    const blackholes = this.flags.bool("ip-blackhole-route")
+      ? ownBlackholeRoutes(this.config, this.lease)
+      : [];
+    void this.reconciler.setDesired(withBlackholeRoutes(desired.state, blackholes));
     if (this.backend.peersChanged) {
       const change = diffPeers(this.lease, this.peers, peers);
       this.peers = change.peers;
@@ -263,6 +274,7 @@ export class Daemon {
     if (this.programmed || !this.listed) return;
     this.programmed = true;
     this.log.info(`datapath programmed for ${this.leases.size - 1} peer(s)`);
+    this.onProgrammed(this.leases.size - 1);
     void this.manager.networkReady?.();
     // The first programming of many peers leaves a large heap of garbage; give it back now.
     releaseMemory();

@@ -9,6 +9,7 @@ import { describeError } from "../user-error.js";
 import { Daemon } from "./daemon.js";
 import { type Flags, parseFlags, usage } from "./flags.js";
 import { createLogger } from "./logger.js";
+import { systemdNotifier } from "./sd-notify.js";
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
@@ -41,14 +42,21 @@ async function main(): Promise<void> {
   if (flags.rest.length > 0) log.warn(`ignoring arguments after the flags: ${flags.rest.join(" ")}`);
 
   let stopping = false;
-  const daemon = new Daemon(flags, log, (err) => {
-    log.error(describeError(err));
-    void daemon.stop().finally(() => process.exit(1));
-  });
+  const systemd = systemdNotifier({ env: process.env, warn: (m) => log.warn(m) });
+  const daemon = new Daemon(
+    flags,
+    log,
+    (err) => {
+      log.error(describeError(err));
+      void daemon.stop().finally(() => process.exit(1));
+    },
+    (peers) => systemd.ready(`datapath programmed for ${peers} peer(s)`),
+  );
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info(`received ${signal}; exiting and leaving the datapath in place`);
+    systemd.stopping();
     void daemon.stop().finally(() => process.exit(0));
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));

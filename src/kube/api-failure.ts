@@ -4,6 +4,7 @@
  * thing cannot help). Permanent failures become one operator-facing line naming the request and what to do.
  */
 import { UserError } from "../user-error.js";
+import { ExecPluginError } from "./exec-credential.js";
 import { KubeApiError, KubeConnectionError } from "./kube-client.js";
 
 export type ApiFailure =
@@ -41,6 +42,8 @@ export function classifyApiFailure(err: unknown): ApiFailure {
     // Refused, reset, timed out, unreachable, DNS not answering: the API may be back in a moment.
     return { transient: true, retryAfterMs: undefined };
   }
+  // The credential plugin exited non-zero or hung (its identity provider may be unreachable): try again.
+  if (err instanceof ExecPluginError) return { transient: true, retryAfterMs: undefined };
   return { transient: false };
 }
 

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { boundText } from "../text/untrusted-text.js";
+import { type ExecCredential, ExecCredentials } from "./exec-credential.js";
 import type { KubeConnection } from "./kube-connection.js";
 
 /** The API answered with an error Status. */
@@ -64,34 +65,94 @@ const REQUEST_TIMEOUT_MS = 30_000;
 export const WATCH_IDLE_MS = 90_000;
 
 export class KubeClient {
-  private readonly agent: HttpAgent | HttpsAgent;
+  private agent: HttpAgent | HttpsAgent;
   private readonly secure: boolean;
+  /** The exec plugin's credentials, when the kubeconfig user has one. */
+  private readonly credentials: ExecCredentials | undefined;
+  /** The credential whose client certificate `agent` presents, if the plugin gave one. */
+  private agentCredential: ExecCredential | undefined;
 
   constructor(readonly connection: KubeConnection) {
     this.secure = connection.server.startsWith("https://");
-    this.agent = this.secure
+    this.credentials = connection.exec ? new ExecCredentials(connection.exec) : undefined;
+    this.agent = this.makeAgent(connection.cert, connection.key);
+  }
+
+  private makeAgent(
+    cert: Buffer | string | undefined,
+    key: Buffer | string | undefined,
+  ): HttpAgent | HttpsAgent {
+    const { connection } = this;
+    return this.secure
       ? new HttpsAgent({
           keepAlive: true,
           maxSockets: 4,
           ...(connection.ca ? { ca: connection.ca } : {}),
-          ...(connection.cert ? { cert: connection.cert } : {}),
-          ...(connection.key ? { key: connection.key } : {}),
+          ...(cert ? { cert } : {}),
+          ...(key ? { key } : {}),
           rejectUnauthorized: !connection.insecureSkipTlsVerify,
         })
       : new HttpAgent({ keepAlive: true, maxSockets: 4 });
   }
 
-  private headers(contentType: string | undefined): Record<string, string> {
+  /**
+   * A plugin's new client certificate needs new TLS connections: the old agent's are closed (a watch on them
+   * ends and is resumed by its owner, now with the new certificate).
+   */
+  private agentFor(credential: ExecCredential | undefined): HttpAgent | HttpsAgent {
+    if (credential?.cert && credential !== this.agentCredential) {
+      this.agent.destroy();
+      this.agent = this.makeAgent(credential.cert, credential.key);
+      this.agentCredential = credential;
+    }
+    return this.agent;
+  }
+
+  private headers(
+    contentType: string | undefined,
+    credential: ExecCredential | undefined,
+  ): Record<string, string> {
     const headers: Record<string, string> = {
       accept: "application/json",
       "user-agent": "weftd (flanneld-compatible)",
     };
     if (contentType) headers["content-type"] = contentType;
-    const token = this.connection.tokenFile
-      ? readFileSync(this.connection.tokenFile, "utf8").trim()
-      : this.connection.token;
+    const token = credential
+      ? credential.token
+      : this.connection.tokenFile
+        ? readFileSync(this.connection.tokenFile, "utf8").trim()
+        : this.connection.token;
     if (token) headers.authorization = `Bearer ${token}`;
     return headers;
+  }
+
+  /**
+   * open() with the exec plugin's credential; a 401 to that credential runs the plugin again and repeats the
+   * request once (a token revoked or expired early), as a second 401 is the answer.
+   */
+  private async openWithCredentials(
+    method: string,
+    path: string,
+    body: string | undefined,
+    contentType: string | undefined,
+    timeoutMs: number | undefined,
+    timeoutUntilHeaders = false,
+  ): Promise<IncomingMessage> {
+    for (let attempt = 0; ; attempt++) {
+      const credential = await this.credentials?.current();
+      const res = await this.open(
+        method,
+        path,
+        body,
+        contentType,
+        timeoutMs,
+        timeoutUntilHeaders,
+        credential,
+      );
+      if (res.statusCode !== 401 || !credential || attempt > 0) return res;
+      res.resume();
+      this.credentials!.refused(credential);
+    }
   }
 
   private open(
@@ -100,13 +161,14 @@ export class KubeClient {
     body: string | undefined,
     contentType: string | undefined,
     timeoutMs: number | undefined,
-    timeoutUntilHeaders = false,
+    timeoutUntilHeaders: boolean,
+    credential: ExecCredential | undefined,
   ): Promise<IncomingMessage> {
     const send = this.secure ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       let headers: Record<string, string>;
       try {
-        headers = this.headers(contentType);
+        headers = this.headers(contentType, credential);
       } catch (err) {
         reject(
           new KubeConnectionError(
@@ -117,11 +179,15 @@ export class KubeClient {
         );
         return;
       }
-      const req = send(`${this.connection.server}${path}`, { method, agent: this.agent, headers }, (res) => {
-        // A watch keeps its own idle timer on the body from here on.
-        if (timeoutUntilHeaders) req.setTimeout(0);
-        resolve(res);
-      });
+      const req = send(
+        `${this.connection.server}${path}`,
+        { method, agent: this.agentFor(credential), headers },
+        (res) => {
+          // A watch keeps its own idle timer on the body from here on.
+          if (timeoutUntilHeaders) req.setTimeout(0);
+          resolve(res);
+        },
+      );
       if (timeoutMs) {
         req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
       }
@@ -146,7 +212,7 @@ export class KubeClient {
     contentType = "application/json",
   ): Promise<T> {
     const text = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
-    const res = await this.open(
+    const res = await this.openWithCredentials(
       method,
       path,
       text,
@@ -178,7 +244,7 @@ export class KubeClient {
     onEvent: (event: WatchEvent) => void,
     idleMs = WATCH_IDLE_MS,
   ): Promise<WatchHandle> {
-    const res = await this.open("GET", path, undefined, undefined, idleMs, true);
+    const res = await this.openWithCredentials("GET", path, undefined, undefined, idleMs, true);
     const status = res.statusCode ?? 0;
     if (status !== 200) throw apiError("GET", path, res, await readAll(res).catch(() => ""));
     let closed = false;

@@ -1,4 +1,5 @@
-// Loads the native half (native/netlink.c): sockets, send and a readable-poll; nothing else.
+// Loads the native half (native/netlink.c): sockets, send and a readable-poll; plus systemd's notify
+// datagram (native/sd-notify.c, in the same module), which Node cannot send itself.
 import { createRequire } from "node:module";
 
 export interface NetlinkAddon {
@@ -18,14 +19,27 @@ export interface NetlinkAddon {
   enterNetns(path: string): void;
 }
 
-let loaded: NetlinkAddon | undefined;
+export interface NotifyAddon {
+  /** Sends one datagram to a unix socket path or "@abstract" name without blocking (src/daemon/sd-notify.ts). */
+  sdNotify(socket: string, message: string): void;
+}
+
+let loaded: (NetlinkAddon & NotifyAddon) | undefined;
 
 /** The addon, loaded on first use so that pure codec users never need the compiled module. */
 export function addon(): NetlinkAddon {
+  return loadAddon();
+}
+
+export function notifyAddon(): NotifyAddon {
+  return loadAddon();
+}
+
+function loadAddon(): NetlinkAddon & NotifyAddon {
   if (loaded === undefined) {
     // Compiled to dist/src/netlink/addon.js; the module is built to build/Release at the repo root.
     const require = createRequire(import.meta.url);
-    loaded = require("../../../build/Release/weft_netlink.node") as NetlinkAddon;
+    loaded = require("../../../build/Release/weft_netlink.node") as NetlinkAddon & NotifyAddon;
   }
   return loaded;
 }

@@ -1,4 +1,7 @@
-/** Reads the observations in shared/reference/ (beside the repo) into sections by their "### " headings. */
+/**
+ * The one way tests reach the flannel reference observations: the repo's own copy in test/fixtures/reference/
+ * (a plain clone must pass its tests), read into sections by their "### " headings.
+ */
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -9,7 +12,12 @@ export const repoRoot = resolve(
   import.meta.url.includes("/dist/") ? "../../.." : "../..",
 );
 
-export const referenceDir = resolve(repoRoot, "../shared/reference");
+export const referenceDir = resolve(repoRoot, "test/fixtures/reference");
+
+/** A folder or file inside the reference, e.g. referencePath("flannel-cni-v1.9.1"). */
+export function referencePath(...parts: string[]): string {
+  return resolve(referenceDir, ...parts);
+}
 
 export function referenceFiles(folder: string): string[] {
   return readdirSync(resolve(referenceDir, folder))

@@ -1,6 +1,6 @@
 /**
  * weftd's kernel state, etcd values, subnet.env and iptables rules against what flanneld v0.20.2 produced
- * for the same config on the same two-host setup (shared/reference), up to the random parts: subnets,
+ * for the same config on the same two-host setup (test/fixtures/reference), up to the random parts: subnets,
  * MACs, interface indexes and the link-local addresses derived from the MACs.
  */
 import assert from "node:assert/strict";

@@ -57,7 +57,7 @@ function parseGolden(text: string): GoldenCase {
   };
 }
 
-const files = existsSync(goldenDir) ? readdirSync(goldenDir).filter((f) => f.endsWith(".txt")) : [];
+const files = readdirSync(goldenDir).filter((f) => f.endsWith(".txt"));
 
 describe("flannel CNI plugin matches upstream v1.9.1", () => {
   const sandboxes: Sandbox[] = [];

@@ -7,12 +7,13 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { referencePath } from "../helpers/reference.js";
 
 /** dist/test/unit -> the repository root. */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 // The tests run what ships: the single-file bundle (npm run build:cni).
 export const pluginPath = join(repoRoot, "dist/cni/flannel.cjs");
-export const goldenDir = resolve(repoRoot, "../shared/reference/flannel-cni-v1.9.1");
+export const goldenDir = referencePath("flannel-cni-v1.9.1");
 
 export interface PluginRun {
   readonly status: number | null;

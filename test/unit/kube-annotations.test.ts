@@ -4,7 +4,6 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { makeVxlanBackendData } from "../../src/backend/vxlan/vxlan-backend-data.js";
 import { parseNetworkConfig } from "../../src/config/network-config.js";
-import { parseYamlSubset } from "../../src/kube/yaml-subset.js";
 import { annotationNames } from "../../src/subnet/kube/kube-annotations.js";
 import { type KubeNode, toKubeNode } from "../../src/subnet/kube/kube-node.js";
 import {
@@ -174,33 +173,5 @@ describe("node -> lease", () => {
       backendType: "vxlan",
       v4: { VNI: 1, VtepMAC: "c6:64:a8:c8:95:b1" },
     });
-  });
-});
-
-describe("kubeconfig YAML", () => {
-  test("kubectl's layout, comments, quotes and sequences at the key's indentation", () => {
-    const doc = parseYamlSubset(`apiVersion: v1
-clusters:
-- cluster:
-    certificate-authority-data: QUJD   # base64
-    server: "https://10.0.0.1:6443"
-  name: c
-contexts:
-  - context:
-      cluster: c
-      user: 'u'
-    name: ctx
-current-context: ctx
-preferences: {}
-users:
-- name: u
-  user:
-    token: abc#notacomment
-`) as any;
-    assert.equal(doc.clusters[0].cluster.server, "https://10.0.0.1:6443");
-    assert.equal(doc.clusters[0].cluster["certificate-authority-data"], "QUJD");
-    assert.equal(doc.contexts[0].context.user, "u");
-    assert.deepEqual(doc.preferences, {});
-    assert.equal(doc.users[0].user.token, "abc#notacomment");
   });
 });

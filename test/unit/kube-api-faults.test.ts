@@ -9,7 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { classifyApiFailure, permanentApiError, rbacOf } from "../../src/kube/api-failure.js";
 import { retryApi } from "../../src/kube/api-retry.js";
 import { KubeApiError, KubeClient, KubeConnectionError } from "../../src/kube/kube-client.js";
-import { loadKubeconfig } from "../../src/kube/kube-connection.js";
+import { loadKubeconfig } from "../../src/kube/kubeconfig.js";
 import type { KubeNode } from "../../src/subnet/kube/kube-node.js";
 import { NodeWatch } from "../../src/subnet/kube/node-watch.js";
 import { openKubeSubnetManager } from "../../src/subnet/kube/open-kube-subnet-manager.js";

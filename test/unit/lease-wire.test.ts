@@ -1,4 +1,4 @@
-/** Leases, subnet.env and traffic rules against what flanneld v0.20.2 wrote (shared/reference). */
+/** Leases, subnet.env and traffic rules against what flanneld v0.20.2 wrote (test/fixtures/reference). */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseNetworkConfig } from "../../src/config/network-config.js";

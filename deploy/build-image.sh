@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Builds weft's container image with podman, without any container registry:
+#   - the base is Debian 12 made by mmdebstrap from Debian's packages (apt's configured sources), imported
+#     with `podman import` as localhost/weft-base:<hash of its package list>;
+#   - Node is the official binary from npm's node-linux-<arch> package, pinned by version and integrity;
+#   - weft is what `npm run build` left in dist/ and build/ (run it first).
+# Each image's tag carries a hash of its inputs, and a present tag is not built again, so a second run with
+# the same inputs takes seconds. The image is also tagged localhost/weft:<version>, as deploy/kube-weft.yml
+# names it. Prints the image reference (localhost/weft:<version>-<hash>) as its last line.
+#
+# usage: deploy/build-image.sh [--store DIR]
+#   --store DIR  keep podman's images under DIR (storage DIR/storage, run state DIR/run) instead of the
+#                system's store; the tests use this so their cache is their own.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+store=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --store) store="${2:?--store needs a directory}"; shift 2 ;;
+    --store=*) store="${1#--store=}"; shift ;;
+    *) echo "build-image.sh: unknown argument $1 (usage: deploy/build-image.sh [--store DIR])" >&2; exit 2 ;;
+  esac
+done
+
+SUITE=bookworm
+# What weftd and the plugin run: iptables/ip6tables (nft and legacy), nft, ip; ca-certificates for the API.
+PACKAGES=iptables,nftables,iproute2,ca-certificates
+NODE_VERSION=20.20.2
+declare -A NODE_INTEGRITY=(
+  [x64]="sha512-PeHQM8wAdmHtZA1mBocygZxs5LiUWtsJezQTkBd0iY987KpGrD1O2tVEydvMZiuXceRanxt7rjTnDEBwOPujoQ=="
+  [arm64]="sha512-LCXJnNTFiyGuYBw2gZSI5OBFMbkjAPt8sqD/NKrWoE2QmDgSubTqFng6GaNJ9EJ8HpxBMGcWWpbbcs4Vo+CnGg=="
+)
+
+fail() {
+  echo "build-image.sh: $*" >&2
+  exit 1
+}
+
+case "$(uname -m)" in
+  x86_64) arch=x64 ;;
+  aarch64) arch=arm64 ;;
+  *) fail "no Node binary package for $(uname -m)" ;;
+esac
+for tool in podman mmdebstrap npm sha256sum; do
+  command -v "$tool" >/dev/null || fail "needs $tool (scripts/setup.sh installs it)"
+done
+for built in dist/src/daemon/weftd-main.js dist/cni/flannel.cjs dist/src/kube/yaml-library.js build/Release/weft_netlink.node build/Release/weft_tun.node; do
+  [ -f "$built" ] || fail "$built is missing: run npm run build first"
+done
+
+if [ -n "$store" ]; then
+  mkdir -p "$store"
+  store=$(cd "$store" && pwd)
+  printf '[storage]\ndriver = "overlay"\ngraphroot = "%s/storage"\nrunroot = "%s/run"\n' "$store" "$store" >"$store/storage.conf"
+  export CONTAINERS_STORAGE_CONF="$store/storage.conf"
+fi
+
+version=$(node -p 'require("./package.json").version')
+hash_of() { sha256sum | cut -c1-16; }
+
+# The base: a Debian root file system with the packages, from the mirror apt is configured with.
+base_hash=$(printf '%s\n' "$SUITE" "$PACKAGES" "$(sed -n '/^# BASE>/,/^# <BASE/p' "$0")" | hash_of)
+base="localhost/weft-base:$SUITE-$base_hash"
+if ! podman image exists "$base"; then
+  work=$(mktemp -d /var/tmp/weft-image-XXXXXX)
+  trap 'rm -rf "$work"' EXIT
+  echo "build-image.sh: building $base with mmdebstrap (Debian $SUITE: $PACKAGES)" >&2
+  # BASE>
+  sources=()
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    [ -s "$f" ] && sources+=("$f")
+  done
+  [ ${#sources[@]} -gt 0 ] || fail "apt has no sources configured (/etc/apt/sources.list*)"
+  mmdebstrap --quiet --mode=root --variant=minbase --include="$PACKAGES" \
+    --aptopt='Acquire::Check-Valid-Until "false"' \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
+    "$SUITE" "$work/rootfs.tar" "${sources[@]}"
+  # <BASE
+  podman import --quiet \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    "$work/rootfs.tar" "$base" >/dev/null
+  rm -rf "$work"
+  trap - EXIT
+fi
+
+# The context: Node and exactly the files of weft the image ships.
+ctx=$(mktemp -d /var/tmp/weft-image-ctx-XXXXXX)
+trap 'rm -rf "$ctx"' EXIT
+( cd "$ctx" && npm pack --silent "node-linux-$arch@$NODE_VERSION" >/dev/null ) || fail "cannot get node-linux-$arch@$NODE_VERSION from npm"
+tarball="$ctx/node-linux-$arch-$NODE_VERSION.tgz"
+got="sha512-$(openssl dgst -sha512 -binary "$tarball" | base64 -w0)"
+[ "$got" = "${NODE_INTEGRITY[$arch]}" ] || fail "node-linux-$arch@$NODE_VERSION has integrity $got, expected ${NODE_INTEGRITY[$arch]}"
+tar -xzf "$tarball" -C "$ctx" package/bin/node
+mv "$ctx/package/bin/node" "$ctx/node"
+rm -rf "$ctx/package" "$tarball"
+mkdir -p "$ctx/weft/build/Release" "$ctx/weft/dist"
+cp package.json "$ctx/weft/"
+cp build/Release/weft_netlink.node build/Release/weft_tun.node "$ctx/weft/build/Release/"
+cp -r dist/src dist/cni "$ctx/weft/dist/"
+cp deploy/install-cni-plugin.sh "$ctx/weft/"
+cp deploy/Containerfile "$ctx/Containerfile"
+
+app_hash=$( (echo "$base"; cd "$ctx" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | hash_of)
+image="localhost/weft:$version-$app_hash"
+if ! podman image exists "$image"; then
+  echo "build-image.sh: building $image" >&2
+  podman build --quiet --pull=never --network=none --build-arg "BASE=$base" -t "$image" -f "$ctx/Containerfile" "$ctx" >/dev/null
+fi
+podman tag "$image" "localhost/weft:$version"
+# A store of our own holds only the current build: older hashed tags go, so a cache that sees every code
+# change stays the size of one base and one image.
+if [ -n "$store" ]; then
+  podman images --format '{{.Repository}}:{{.Tag}}' |
+    grep -E '^localhost/weft(-base)?:.+-[0-9a-f]{16}$' | grep -vxF -e "$image" -e "$base" |
+    xargs -r podman rmi --force >/dev/null 2>&1 || true
+  podman image prune --force >/dev/null 2>&1 || true
+fi
+echo "$image"
