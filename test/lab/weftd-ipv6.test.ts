@@ -1,0 +1,203 @@
+// IPv6 with real packets, etcd mode: per backend one lab of three hosts with an IPv6 underlay, run first
+// dual-stack, then IPv6-only (weftd restarted with the other config on the same lab). Each run checks the
+// lease keys and values, subnet.env, the kernel state, ping -6 and iperf3 between pod addresses, and
+// masquerade of a pod's IPv6 traffic to the fabric (--ip-masq).
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import {
+  assertMeshReachable,
+  type PodAddresses,
+  readPodAddresses,
+  sourceSeenByFabric,
+  waitForPods,
+} from "./ipv6-traffic.js";
+import { Lab, type LabProcess } from "./lab.js";
+import { PREFIX, waitFor } from "./weft-cluster.js";
+
+const IPV6_NETWORK = "fd44::/56";
+const V6_SUBNET_KEY = /^fd44:0:0:[0-9a-f]{1,2}::-64$/;
+
+/** A lease's value as flanneld writes it (only the fields checked here). */
+interface LeaseValue {
+  PublicIP: string;
+  PublicIPv6: string | null;
+  BackendType: string;
+  BackendData?: { VNI: number; VtepMAC: string };
+  BackendV6Data?: { VNI: number; VtepMAC: string };
+}
+
+function netConfig(backend: string, stack: "dual" | "v6only"): string {
+  const backendConf = { Type: backend };
+  return JSON.stringify(
+    stack === "dual"
+      ? { EnableIPv6: true, Network: "10.244.0.0/16", IPv6Network: IPV6_NETWORK, Backend: backendConf }
+      : { EnableIPv4: false, EnableIPv6: true, IPv6Network: IPV6_NETWORK, Backend: backendConf },
+  );
+}
+
+for (const backend of ["vxlan", "host-gw"] as const) {
+  describe(`weftd ${backend}, IPv6 underlay, 3 hosts: dual-stack then IPv6-only`, {
+    timeout: 300_000,
+  }, () => {
+    let lab: Lab;
+    let weftds: LabProcess[] = [];
+
+    /** Stops the running weftds, forgets their leases and pods, and starts all three with `config`. */
+    async function restartWith(
+      config: string,
+      families: { v4: boolean; v6: boolean },
+    ): Promise<PodAddresses[]> {
+      await Promise.all(weftds.map((w) => w.stop("SIGTERM", 5_000)));
+      await lab.etcdctl(["del", "--prefix", `${PREFIX}/subnets/`]);
+      await lab.etcdctl(["put", `${PREFIX}/config`, config]);
+      for (const host of lab.hosts) {
+        await lab.exec(host, ["ip", "link", "del", "cni0"]);
+        await lab.exec(host, ["rm", "-f", lab.subnetFile(host)]);
+      }
+      weftds = await Promise.all(lab.hosts.map((h) => lab.startWeftd(h, ["--ip-masq"])));
+      return waitForPods(lab, weftds, families);
+    }
+
+    async function leases(): Promise<Map<string, LeaseValue>> {
+      const kvs = await lab.etcdGetPrefix(`${PREFIX}/subnets/`);
+      return new Map(kvs.map((kv) => [kv.key.slice(`${PREFIX}/subnets/`.length), JSON.parse(kv.value)]));
+    }
+
+    /** The kernel state weftd programs for IPv6 peers: per peer one route (and for vxlan neighbour + FDB). */
+    async function assertV6Datapath(pods: readonly PodAddresses[]): Promise<void> {
+      for (const [i, host] of lab.hosts.entries()) {
+        for (const [j, peer] of lab.hosts.entries()) {
+          if (i === j) continue;
+          const subnet = pods[j]!.v6Cidr!.replace(/::1\//, "::/");
+          const vtep = subnet.split("/")[0]!;
+          const expected =
+            backend === "vxlan"
+              ? `${subnet} via ${vtep} dev flannel-v6.1 metric 1024 onlink`
+              : `${subnet} via ${peer.ip6} dev eth0 metric 1024`;
+          let routes = "";
+          await waitFor(
+            `${host.name}: route "${expected}"`,
+            async () => {
+              routes = await lab.run(host, ["ip", "-6", "route", "show"]);
+              return routes.includes(expected);
+            },
+            10_000,
+          ).catch((error: Error) => {
+            throw new Error(`${error.message}\n${routes}\nweftd log:\n${weftds[i]!.output().slice(-3000)}`);
+          });
+          if (backend === "vxlan") {
+            const table = await leases();
+            const key = [...table.keys()].find((k) => k.endsWith(`&${vtep}-64`));
+            const mac = key === undefined ? undefined : table.get(key)?.BackendV6Data?.VtepMAC;
+            assert.ok(mac, `no lease with BackendV6Data for ${subnet}`);
+            assert.match(
+              await lab.run(host, ["ip", "-6", "neigh", "show", "dev", "flannel-v6.1"]),
+              new RegExp(`^${vtep} lladdr ${mac} PERMANENT`, "m"),
+            );
+            assert.match(
+              await lab.run(host, ["bridge", "fdb", "show", "dev", "flannel-v6.1"]),
+              new RegExp(`^${mac} dst ${peer.ip6} self permanent`, "m"),
+            );
+          }
+        }
+        if (backend === "vxlan") {
+          const [link] = JSON.parse(await lab.run(host, ["ip", "-d", "-j", "link", "show", "flannel-v6.1"]));
+          assert.equal(link.mtu, 1430, "vxlan over IPv6: the underlay's 1500 - 70");
+          assert.equal(link.linkinfo.info_data.local6 ?? link.linkinfo.info_data.local, host.ip6);
+          const addrs = await lab.run(host, [
+            "ip",
+            "-6",
+            "addr",
+            "show",
+            "dev",
+            "flannel-v6.1",
+            "scope",
+            "global",
+          ]);
+          assert.ok(addrs.includes(`inet6 ${pods[i]!.v6Cidr!.replace(/::1\/64$/, "::/128")}`), addrs);
+        }
+      }
+    }
+
+    async function assertTraffic(pods: readonly PodAddresses[], v4: boolean): Promise<void> {
+      await assertMeshReachable(lab, pods, 6, weftds);
+      if (v4) await assertMeshReachable(lab, pods, 4, weftds);
+      const bps = await lab.iperf3(lab.host(2), lab.host(1), pods[1]!.v6!, { seconds: 2 });
+      assert.ok(bps > 10e6, `iperf3 over IPv6: ${bps} bit/s is implausibly low`);
+      // The fabric has no route to the pod network: the connection works only masqueraded, and shows the host.
+      assert.equal(await sourceSeenByFabric(lab, lab.host(1), pods[0]!.v6!, lab.fabricIp6!), lab.host(1).ip6);
+    }
+
+    before(async () => {
+      lab = await Lab.create({ hosts: 3, ipv6: true, tag: `v6${backend.replace("-", "")}` });
+      await lab.startEtcd();
+    });
+    after(async () => lab?.destroy());
+
+    it("dual-stack: leases, subnet.env, kernel state, and traffic of both families", async () => {
+      const pods = await restartWith(netConfig(backend, "dual"), { v4: true, v6: true });
+      const table = await leases();
+      assert.equal(table.size, 3);
+      for (const [key, value] of table) {
+        const [v4, v6] = key.split("&");
+        assert.match(v4!, /^10\.244\.\d+\.0-24$/, key);
+        assert.match(v6 ?? "", V6_SUBNET_KEY, key);
+        const host = lab.hosts.find((h) => h.ip === value.PublicIP);
+        assert.ok(host, `lease ${key} names a host's PublicIP: ${JSON.stringify(value)}`);
+        assert.equal(value.PublicIPv6, host.ip6);
+        assert.equal(value.BackendType, backend);
+        if (backend === "vxlan") {
+          assert.equal(value.BackendData?.VNI, 1);
+          assert.equal(value.BackendV6Data?.VNI, 1);
+        } else {
+          assert.equal(value.BackendData, undefined);
+          assert.equal(value.BackendV6Data, undefined);
+        }
+      }
+      for (const pod of pods) {
+        // flanneld's lines, in its order (reference vxlan-dualstack.txt).
+        assert.match(
+          pod.text,
+          new RegExp(
+            `^FLANNEL_NETWORK=10\\.244\\.0\\.0/16\nFLANNEL_SUBNET=10\\.244\\.\\d+\\.1/24\n` +
+              `FLANNEL_IPV6_NETWORK=fd44::/56\nFLANNEL_IPV6_SUBNET=fd44:0:0:[0-9a-f]+::1/64\n` +
+              `FLANNEL_MTU=${backend === "vxlan" ? 1450 : 1500}\nFLANNEL_IPMASQ=true\n$`,
+          ),
+        );
+      }
+      await assertV6Datapath(pods);
+      await assertTraffic(pods, true);
+    });
+
+    it("IPv6-only: the key's empty IPv4 part, PublicIP 0.0.0.0, IPv6 lines only, IPv6 traffic", async () => {
+      const pods = await restartWith(netConfig(backend, "v6only"), { v4: false, v6: true });
+      const table = await leases();
+      assert.equal(table.size, 3);
+      for (const [key, value] of table) {
+        // flannel's IPv6-only lease: the zero IPv4 network in the key and the zero PublicIP in the value.
+        const [v4, v6] = key.split("&");
+        assert.equal(v4, "0.0.0.0-0", key);
+        assert.match(v6 ?? "", V6_SUBNET_KEY, key);
+        assert.equal(value.PublicIP, "0.0.0.0");
+        assert.ok(
+          lab.hosts.some((h) => h.ip6 === value.PublicIPv6),
+          JSON.stringify(value),
+        );
+        assert.equal(value.BackendData, undefined, "no IPv4 device, no IPv4 data");
+        if (backend === "vxlan") assert.equal(value.BackendV6Data?.VNI, 1);
+      }
+      for (const [i, pod] of pods.entries()) {
+        assert.match(
+          pod.text,
+          new RegExp(
+            `^FLANNEL_IPV6_NETWORK=fd44::/56\nFLANNEL_IPV6_SUBNET=fd44:0:0:[0-9a-f]+::1/64\n` +
+              `FLANNEL_MTU=${backend === "vxlan" ? 1430 : 1500}\nFLANNEL_IPMASQ=true\n$`,
+          ),
+        );
+        assert.equal((await readPodAddresses(lab, lab.host(i + 1)))!.v4, undefined);
+      }
+      await assertV6Datapath(pods);
+      await assertTraffic(pods, false);
+    });
+  });
+}
