@@ -201,3 +201,28 @@ for (const backend of ["vxlan", "host-gw"] as const) {
     });
   });
 }
+
+describe("weftd asked for IPv6 on a host without an IPv6 address", { timeout: 60_000 }, () => {
+  let lab: Lab;
+  before(async () => {
+    lab = await Lab.create({ hosts: 1, tag: "nov6" });
+    await lab.startEtcd();
+  });
+  after(async () => lab?.destroy());
+
+  it("stops with one line naming the interface and what to fix, and takes no lease", async () => {
+    await lab.etcdctl(["put", `${PREFIX}/config`, netConfig("vxlan", "dual")]);
+    const weftd = await lab.startWeftd(lab.host(1));
+    const status = await weftd.exited;
+    const output = weftd.output();
+    assert.notEqual(status.code, 0, output);
+    const lines = output.split("\n").filter((l) => /IPv6/.test(l));
+    assert.equal(lines.length, 1, output);
+    assert.match(
+      lines[0]!,
+      /the network config enables IPv6 \(EnableIPv6\), but interface eth0 \(chosen by --iface eth0\) has no global IPv6 address \(give eth0 an IPv6 address, pick an interface that has one with --iface, or set "EnableIPv6": false\)/,
+    );
+    assert.doesNotMatch(output, /^\s+at /m, "no stack trace");
+    assert.deepEqual(await lab.etcdGetPrefix(`${PREFIX}/subnets/`), []);
+  });
+});
