@@ -84,15 +84,18 @@ export async function assertMeshReachable(
 
 /**
  * Opens a TCP connection from `source` on `host` to a server on `serverIp` in the fabric namespace and
- * returns the source address the server saw (masquerade shows the host's own address).
+ * returns the source address the server saw (masquerade shows the host's own address). With podNs the
+ * client runs in that pod namespace on the host.
  */
 export async function sourceSeenByFabric(
   lab: Lab,
   host: LabHost,
   source: string,
   serverIp: string,
-  port = 7300,
+  options: { podNs?: string; port?: number } = {},
 ): Promise<string> {
+  const port = options.port ?? 7300;
+  const inPod = options.podNs ? ["ip", "netns", "exec", options.podNs] : [];
   const server = await lab.spawn(lab.fabric, [
     process.execPath,
     "-e",
@@ -104,10 +107,12 @@ export async function sourceSeenByFabric(
     await lab.run(
       host,
       [
+        ...inPod,
         process.execPath,
         "-e",
         `const c=require("net").connect({host:${JSON.stringify(serverIp)},port:${port},localAddress:${JSON.stringify(source)}});` +
-          `c.on("error",(e)=>{console.error(e.message);process.exit(1)});c.on("close",()=>process.exit(0));c.resume()`,
+          `c.on("error",(e)=>{console.error(e.message);process.exit(1)});c.on("close",()=>process.exit(0));c.resume();` +
+          `setTimeout(()=>{console.error("no answer from the fabric (not masqueraded?)");process.exit(3)},4000)`,
       ],
       { timeoutMs: 10_000 },
     );

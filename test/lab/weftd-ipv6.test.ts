@@ -4,6 +4,7 @@
 // masquerade of a pod's IPv6 traffic to the fabric (--ip-masq).
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { type CniPod, CniPods, missingCniPrerequisite } from "./cni-pods.js";
 import {
   assertMeshReachable,
   type PodAddresses,
@@ -35,18 +36,24 @@ function netConfig(backend: string, stack: "dual" | "v6only"): string {
   );
 }
 
+const cniSkip = missingCniPrerequisite();
+
 for (const backend of ["vxlan", "host-gw"] as const) {
   describe(`weftd ${backend}, IPv6 underlay, 3 hosts: dual-stack then IPv6-only`, {
     timeout: 300_000,
   }, () => {
     let lab: Lab;
+    let cni: CniPods | undefined;
     let weftds: LabProcess[] = [];
+    /** The hosts' subnet addresses of the last run, for the pod test after it. */
+    let subnets: PodAddresses[] = [];
 
     /** Stops the running weftds, forgets their leases and pods, and starts all three with `config`. */
     async function restartWith(
       config: string,
       families: { v4: boolean; v6: boolean },
     ): Promise<PodAddresses[]> {
+      await cni?.removeAll();
       await Promise.all(weftds.map((w) => w.stop("SIGTERM", 5_000)));
       await lab.etcdctl(["del", "--prefix", `${PREFIX}/subnets/`]);
       await lab.etcdctl(["put", `${PREFIX}/config`, config]);
@@ -128,6 +135,89 @@ for (const backend of ["vxlan", "host-gw"] as const) {
       assert.equal(await sourceSeenByFabric(lab, lab.host(1), pods[0]!.v6!, lab.fabricIp6!), lab.host(1).ip6);
     }
 
+    /**
+     * One real pod per host from the CNI plugin: its addresses come from subnet.env, its MTU is
+     * FLANNEL_MTU, and pods reach each other (ping, iperf3 over IPv6) and the fabric, masqueraded.
+     */
+    async function assertRealPods(
+      subnets: readonly PodAddresses[],
+      v4: boolean,
+      label: string,
+    ): Promise<void> {
+      assert.equal(subnets.length, 3, "the run before this test set up no network");
+      cni ??= new CniPods(lab);
+      const pods: CniPod[] = [];
+      for (const host of lab.hosts) pods.push(await cni.add(host, label));
+      for (const [i, pod] of pods.entries()) {
+        const v6Prefix = subnets[i]!.v6Cidr!.replace(/::1\/64$/, "::");
+        assert.ok(pod.v6?.startsWith(v6Prefix), `${pod.ns} has ${pod.ips} from ${subnets[i]!.v6Cidr}`);
+        if (v4) assert.ok(pod.v4?.startsWith(subnets[i]!.v4!.replace(/\.1$/, ".")), `${pod.ns}: ${pod.ips}`);
+        else assert.equal(pod.v4, undefined, `${pod.ns}: ${pod.ips}`);
+        const mtu = Number(/^FLANNEL_MTU=(\d+)$/m.exec(subnets[i]!.text)?.[1]);
+        const [link] = JSON.parse((await cni.exec(pod, ["ip", "-j", "link", "show", "eth0"])).stdout) as {
+          mtu: number;
+        }[];
+        assert.equal(link?.mtu, mtu, `${pod.ns}'s eth0 has FLANNEL_MTU`);
+      }
+      const failures: string[] = [];
+      for (const from of pods) {
+        for (const to of pods) {
+          if (from === to) continue;
+          for (const ip of v4 ? [to.v6!, to.v4!] : [to.v6!]) {
+            const run = await cni.exec(from, [
+              "ping",
+              "-q",
+              "-c",
+              "2",
+              "-i",
+              "0.1",
+              "-W",
+              "1",
+              "-w",
+              "4",
+              ip,
+            ]);
+            if (!/ [12] (?:packets )?received/.test(run.stdout))
+              failures.push(`${from.ns} -> ${ip}: ${run.stdout}`);
+          }
+        }
+      }
+      assert.deepEqual(failures, [], "pods that could not reach each other");
+      // iperf3 between pods over IPv6: full-size TCP segments from a pod at FLANNEL_MTU.
+      const [client, server] = [pods[0]!, pods[1]!];
+      const iperf = await cni.spawn(server, [
+        "iperf3",
+        "-s",
+        "-1",
+        "--forceflush",
+        "-B",
+        server.v6!,
+        "-p",
+        "5202",
+      ]);
+      try {
+        await iperf.waitForOutput(/Server listening/, 10_000);
+        const run = await cni.exec(
+          client,
+          ["iperf3", "-c", server.v6!, "-p", "5202", "-t", "2", "-J", "--connect-timeout", "3000"],
+          20_000,
+        );
+        const report = JSON.parse(run.stdout) as {
+          error?: string;
+          end?: { sum_received?: { bits_per_second?: number } };
+        };
+        assert.equal(report.error, undefined, `iperf3 ${client.v6} -> ${server.v6}`);
+        const bps = report.end?.sum_received?.bits_per_second ?? 0;
+        assert.ok(bps > 10e6, `iperf3 between pods over IPv6: ${bps} bit/s is implausibly low`);
+      } finally {
+        await iperf.stop("SIGTERM", 2_000);
+      }
+      const seen = await sourceSeenByFabric(lab, client.host, client.v6!, lab.fabricIp6!, {
+        podNs: client.ns,
+      });
+      assert.equal(seen, client.host.ip6, `${client.ns} (${client.v6}) seen by the fabric`);
+    }
+
     before(async () => {
       lab = await Lab.create({ hosts: 3, ipv6: true, tag: `v6${backend.replace("-", "")}` });
       await lab.startEtcd();
@@ -167,6 +257,13 @@ for (const backend of ["vxlan", "host-gw"] as const) {
       }
       await assertV6Datapath(pods);
       await assertTraffic(pods, true);
+      subnets = pods;
+    });
+
+    it("dual-stack: real pods (CNI plugin) get both families and reach each other and the fabric", {
+      skip: cniSkip,
+    }, async () => {
+      await assertRealPods(subnets, true, "ds");
     });
 
     it("IPv6-only: the key's empty IPv4 part, PublicIP 0.0.0.0, IPv6 lines only, IPv6 traffic", async () => {
@@ -198,6 +295,13 @@ for (const backend of ["vxlan", "host-gw"] as const) {
       }
       await assertV6Datapath(pods);
       await assertTraffic(pods, false);
+      subnets = pods;
+    });
+
+    it("IPv6-only: real pods (CNI plugin) get an IPv6 address only and reach each other and the fabric", {
+      skip: cniSkip,
+    }, async () => {
+      await assertRealPods(subnets, false, "v6");
     });
   });
 }
