@@ -1,4 +1,5 @@
 /** The vxlan backend's keys in Backend{...}, with flannel's defaults. */
+import { UserError } from "../../user-error.js";
 import { BackendKeys } from "../backend-keys.js";
 
 export interface VxlanConfig {
@@ -8,7 +9,10 @@ export interface VxlanConfig {
   readonly gbp: boolean;
   readonly learning: boolean;
   readonly directRouting: boolean;
-  /** 0 means the external interface's MTU minus the encapsulation overhead. */
+  /**
+   * The MTU of the encapsulated packets leaving the host (flannel HEAD's meaning: the device gets this
+   * minus the overhead); 0 means the external interface's MTU.
+   */
   readonly mtu: number;
 }
 
@@ -32,4 +36,29 @@ export function vxlanDeviceName(family: 4 | 6, vni: number): string {
 /** VXLAN adds 50 bytes over IPv4 and 70 over IPv6 (outer IP + UDP + VXLAN + inner Ethernet). */
 export function vxlanOverhead(family: 4 | 6): number {
   return family === 4 ? 50 : 70;
+}
+
+/** The smallest device MTU the kernel accepts (IPv4), and the one below which it turns IPv6 off. */
+const MIN_MTU = { 4: 68, 6: 1280 } as const;
+
+/**
+ * The vxlan device's MTU: the outgoing packets' MTU (Backend.MTU, else the interface's) minus the
+ * encapsulation, so outer packets fit it. flanneld takes 50 for both families; over IPv6 that makes outer
+ * packets 20 bytes too big, so the IPv6 device takes 70, as the kernel's own default (flanneld v0.20.2).
+ */
+export function vxlanDeviceMtu(
+  family: 4 | 6,
+  configured: number,
+  ext: { name: string; mtu: number },
+): number {
+  const outer = configured || ext.mtu;
+  const mtu = outer - vxlanOverhead(family);
+  if (mtu < MIN_MTU[family]) {
+    const source = configured ? `Backend.MTU ${configured}` : `the MTU ${ext.mtu} of ${ext.name}`;
+    throw new UserError(
+      `${source} leaves the IPv${family} vxlan device ${mtu} bytes, below the ${MIN_MTU[family]} IPv${family} needs`,
+      `use an MTU of at least ${MIN_MTU[family] + vxlanOverhead(family)}`,
+    );
+  }
+  return mtu;
 }
