@@ -27,8 +27,8 @@ interface LeaseValue {
   BackendV6Data?: { VNI: number; VtepMAC: string };
 }
 
-function netConfig(backend: string, stack: "dual" | "v6only"): string {
-  const backendConf = { Type: backend };
+function netConfig(backend: string, stack: "dual" | "v6only", extra: Record<string, unknown> = {}): string {
+  const backendConf = { Type: backend, ...extra };
   return JSON.stringify(
     stack === "dual"
       ? { EnableIPv6: true, Network: "10.244.0.0/16", IPv6Network: IPV6_NETWORK, Backend: backendConf }
@@ -266,6 +266,25 @@ for (const backend of ["vxlan", "host-gw"] as const) {
       await assertRealPods(subnets, true, "ds");
     });
 
+    it("dual-stack: a restarted weftd keeps both subnets, and no IPv6 ping is lost", async () => {
+      const host2 = lab.host(2);
+      const before = (await readPodAddresses(lab, host2))!;
+      const pinging = lab.ping(lab.host(1), before.v6!, {
+        count: 30,
+        intervalSeconds: 0.1,
+        source: subnets[0]!.v6!,
+        timeoutMs: 15_000,
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      await weftds[1]!.stop("SIGTERM", 5_000);
+      weftds[1] = await lab.startWeftd(host2, ["--ip-masq"]);
+      await weftds[1].waitForOutput(/datapath programmed/, 20_000);
+      const result = await pinging;
+      assert.equal(result.received, result.transmitted, result.output);
+      assert.equal((await readPodAddresses(lab, host2))!.text, before.text, "subnet.env unchanged");
+      assert.equal((await leases()).size, 3, "no second lease");
+    });
+
     it("IPv6-only: the key's empty IPv4 part, PublicIP 0.0.0.0, IPv6 lines only, IPv6 traffic", async () => {
       const pods = await restartWith(netConfig(backend, "v6only"), { v4: false, v6: true });
       const table = await leases();
@@ -303,6 +322,35 @@ for (const backend of ["vxlan", "host-gw"] as const) {
     }, async () => {
       await assertRealPods(subnets, false, "v6");
     });
+
+    // DirectRouting is a vxlan key.
+    if (backend === "vxlan")
+      it("dual-stack with DirectRouting: peers on the same L2 routed via their hosts, both families", async () => {
+        const pods = await restartWith(netConfig(backend, "dual", { DirectRouting: true }), {
+          v4: true,
+          v6: true,
+        });
+        for (const [i, host] of lab.hosts.entries()) {
+          for (const [j, peer] of lab.hosts.entries()) {
+            if (i === j) continue;
+            const v4 = `${pods[j]!.v4Cidr!.replace(/\.1\//, ".0/")} via ${peer.ip} dev eth0`;
+            const v6 = `${pods[j]!.v6Cidr!.replace(/::1\//, "::/")} via ${peer.ip6} dev eth0`;
+            await waitFor(
+              `${host.name}: direct routes to ${peer.name}`,
+              async () =>
+                (await lab.run(host, ["ip", "-4", "route"])).includes(v4) &&
+                (await lab.run(host, ["ip", "-6", "route"])).includes(v6),
+              10_000,
+            );
+          }
+          assert.equal(
+            (await lab.run(host, ["ip", "-6", "neigh", "show", "dev", "flannel-v6.1"])).trim(),
+            "",
+          );
+        }
+        await assertMeshReachable(lab, pods, 6, weftds);
+        await assertMeshReachable(lab, pods, 4, weftds);
+      });
   });
 }
 
