@@ -52,6 +52,7 @@ for (const backend of ["vxlan", "host-gw"] as const) {
     async function restartWith(
       config: string,
       families: { v4: boolean; v6: boolean },
+      args: string[] = [],
     ): Promise<PodAddresses[]> {
       await cni?.removeAll();
       await Promise.all(weftds.map((w) => w.stop("SIGTERM", 5_000)));
@@ -61,7 +62,7 @@ for (const backend of ["vxlan", "host-gw"] as const) {
         await lab.exec(host, ["ip", "link", "del", "cni0"]);
         await lab.exec(host, ["rm", "-f", lab.subnetFile(host)]);
       }
-      weftds = await Promise.all(lab.hosts.map((h) => lab.startWeftd(h, ["--ip-masq"])));
+      weftds = await Promise.all(lab.hosts.map((h) => lab.startWeftd(h, ["--ip-masq", ...args])));
       return waitForPods(lab, weftds, families);
     }
 
@@ -222,7 +223,10 @@ for (const backend of ["vxlan", "host-gw"] as const) {
       lab = await Lab.create({ hosts: 3, ipv6: true, tag: `v6${backend.replace("-", "")}` });
       await lab.startEtcd();
     });
-    after(async () => lab?.destroy());
+    after(async () => {
+      await cni?.removeAll();
+      await lab?.destroy();
+    });
 
     it("dual-stack: leases, subnet.env, kernel state, and traffic of both families", async () => {
       const pods = await restartWith(netConfig(backend, "dual"), { v4: true, v6: true });
@@ -351,6 +355,41 @@ for (const backend of ["vxlan", "host-gw"] as const) {
         await assertMeshReachable(lab, pods, 6, weftds);
         await assertMeshReachable(lab, pods, 4, weftds);
       });
+
+    // Last: it takes the hosts' IPv4 addresses away for good.
+    it("IPv6-only hosts (no IPv4 address at all, etcd over IPv6): leases and IPv6 traffic", async () => {
+      // etcd listens on the fabric's IPv4 address only; a TCP relay gives it an IPv6 one.
+      const relay = await lab.spawn(lab.fabric, [
+        process.execPath,
+        "-e",
+        `const net=require("net");net.createServer((c)=>{const u=net.connect(2379,${JSON.stringify(lab.fabricIp)});` +
+          `c.pipe(u).pipe(c);c.on("error",()=>u.destroy());u.on("error",()=>c.destroy())})` +
+          `.listen(2379,${JSON.stringify(lab.fabricIp6)},()=>console.log("relaying"))`,
+      ]);
+      await relay.waitForOutput(/relaying/, 10_000);
+      await cni?.removeAll();
+      await Promise.all(weftds.map((w) => w.stop("SIGTERM", 5_000)));
+      weftds = [];
+      for (const host of lab.hosts) {
+        await lab.run(host, ["ip", "-4", "addr", "flush", "dev", "eth0"]);
+        await lab.exec(host, ["ip", "link", "del", "flannel.1"]);
+        await lab.exec(host, ["ip", "link", "del", "cni0"]);
+        assert.equal((await lab.run(host, ["ip", "-4", "addr", "show", "scope", "global"])).trim(), "");
+      }
+      const pods = await restartWith(netConfig(backend, "v6only"), { v4: false, v6: true }, [
+        `--etcd-endpoints=http://[${lab.fabricIp6}]:2379`,
+      ]);
+      for (const value of (await leases()).values()) {
+        assert.equal(value.PublicIP, "0.0.0.0");
+        assert.ok(
+          lab.hosts.some((h) => h.ip6 === value.PublicIPv6),
+          JSON.stringify(value),
+        );
+      }
+      await assertV6Datapath(pods);
+      await assertTraffic(pods, false);
+      await relay.stop("SIGTERM", 2_000);
+    });
   });
 }
 
