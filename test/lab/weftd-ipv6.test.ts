@@ -111,6 +111,12 @@ for (const backend of ["vxlan", "host-gw"] as const) {
         if (backend === "vxlan") {
           const [link] = JSON.parse(await lab.run(host, ["ip", "-d", "-j", "link", "show", "flannel-v6.1"]));
           assert.equal(link.mtu, 1430, "vxlan over IPv6: the underlay's 1500 - 70");
+          const acceptRa = await lab.run(host, ["cat", "/proc/sys/net/ipv6/conf/flannel-v6.1/accept_ra"]);
+          assert.equal(
+            acceptRa.trim(),
+            "0",
+            "router advertisements through the overlay are ignored, as flanneld",
+          );
           assert.equal(link.linkinfo.info_data.local6 ?? link.linkinfo.info_data.local, host.ip6);
           const addrs = await lab.run(host, [
             "ip",
