@@ -1,7 +1,8 @@
-// Kube mode, dual-stack, on an IPv6 underlay: three Nodes with podCIDRs of both families on the test API
-// server, weftd --kube-subnet-mgr with vxlan, then restarted with host-gw and with IPv6-only vxlan on the same lab. Checks the
-// annotations flanneld writes for each (the v6 ones included), subnet.env, and traffic of both families
-// (ping -4/-6 between pod addresses, iperf3 over IPv6, IPv6 masquerade to the fabric).
+// Kube mode with IPv6 on an IPv6 underlay: three Nodes with podCIDRs of both families on the test API
+// server; weftd --kube-subnet-mgr restarted on the same lab with dual-stack vxlan, dual-stack host-gw,
+// IPv6-only vxlan and IPv6-only host-gw, then a public-ipv6-overwrite. Checks the annotations flanneld
+// writes for each (the v6 ones included), subnet.env from podCIDRs, and traffic of both families (ping -4/-6
+// between subnet addresses, iperf3 over IPv6, IPv6 masquerade to the fabric).
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { type LabApi, startLabApi } from "../kube-api/lab-api.js";
@@ -16,7 +17,7 @@ function netConf(backend: string, v4: boolean): object {
   return v4 ? { Network: "10.244.0.0/16", ...v6 } : { EnableIPv4: false, ...v6 };
 }
 
-describe("kube mode, dual-stack, three hosts: vxlan, host-gw, then IPv6-only vxlan", {
+describe("kube mode with IPv6, three hosts: dual-stack and IPv6-only, vxlan and host-gw", {
   timeout: 240_000,
 }, () => {
   let lab: Lab;
@@ -156,5 +157,49 @@ describe("kube mode, dual-stack, three hosts: vxlan, host-gw, then IPv6-only vxl
       );
     }
     await assertTraffic(pods, false);
+  });
+
+  it("IPv6-only host-gw: flanneld's public-ip 0.0.0.0 and null data for both families, IPv6 traffic", async () => {
+    const pods = await restartWith("host-gw", false);
+    for (const host of lab.hosts) {
+      assert.deepEqual(await annotationsOf(host.index, "host-gw"), {
+        [`${PREFIX}backend-data`]: "null",
+        [`${PREFIX}backend-type`]: "host-gw",
+        [`${PREFIX}backend-v6-data`]: "null",
+        [`${PREFIX}kube-subnet-manager`]: "true",
+        [`${PREFIX}public-ip`]: "0.0.0.0",
+        [`${PREFIX}public-ipv6`]: host.ip6,
+      });
+    }
+    await assertTraffic(pods, false);
+  });
+
+  it("a public-ipv6-overwrite annotation is the address peers send to (vxlan FDB)", async () => {
+    const pods = await restartWith("vxlan");
+    const host3 = lab.host(3);
+    await lab.run(host3, ["ip", "addr", "add", "fd31::33/64", "dev", "eth0", "nodad"]);
+    await api.kubectl(["annotate", "node", "node3", `${PREFIX}public-ipv6-overwrite=fd31::33`]);
+    await weftds[2]!.stop("SIGTERM", 5_000);
+    weftds[2] = await lab.startWeftd(host3, api.weftdArgs(host3, netConf("vxlan", true), ["--ip-masq"]), {
+      NODE_NAME: "node3",
+    });
+    await waitFor(
+      "node3 announcing fd31::33",
+      async () => (await api.getNode("node3")).metadata.annotations[`${PREFIX}public-ipv6`] === "fd31::33",
+      10_000,
+      100,
+    );
+    const mac = (
+      JSON.parse(await lab.run(host3, ["ip", "-j", "link", "show", "flannel-v6.1"])) as { address: string }[]
+    )[0]!.address;
+    await waitFor(
+      "host 1's FDB entry for node3 via fd31::33",
+      async () =>
+        (await lab.run(lab.host(1), ["bridge", "fdb", "show", "dev", "flannel-v6.1"])).includes(
+          `${mac} dst fd31::33 `,
+        ),
+      10_000,
+    );
+    await assertMeshReachable(lab, pods, 6, weftds);
   });
 });
