@@ -295,6 +295,71 @@ for (const backend of ["vxlan", "host-gw"] as const) {
       assert.equal((await leases()).size, 3, "no second lease");
     });
 
+    it("dual-stack: deleted IPv6 state comes back (route, vxlan neighbour and FDB entry, ip6tables rule)", async () => {
+      const host1 = lab.host(1);
+      const peer = lab.host(2);
+      const peerSubnet = subnets[1]!.v6Cidr!.replace(/::1\//, "::/");
+      const vtep = peerSubnet.split("/")[0]!;
+      const show = {
+        route: () => lab.run(host1, ["ip", "-6", "route", "show", peerSubnet]),
+        neigh: () => lab.run(host1, ["ip", "-6", "neigh", "show", vtep, "dev", "flannel-v6.1"]),
+        fdb: () => lab.run(host1, ["bridge", "fdb", "show", "dev", "flannel-v6.1"]),
+        rules: () => lab.run(host1, ["ip6tables-save", "-t", "nat"]),
+      };
+      const masquerade = `-A FLANNEL-POSTRTG -s ${IPV6_NETWORK} ! -d ff00::/8 -m comment --comment "flanneld masq" -j MASQUERADE --random-fully`;
+      assert.ok((await show.rules()).includes(masquerade), await show.rules());
+      const route = (await show.route()).trim();
+      assert.ok(route, `no route to ${peerSubnet}`);
+      await lab.run(host1, ["ip", "-6", "route", "del", peerSubnet]);
+      const masqueradeArgs = [
+        "-s",
+        IPV6_NETWORK,
+        "!",
+        "-d",
+        "ff00::/8",
+        "-m",
+        "comment",
+        "--comment",
+        "flanneld masq",
+      ];
+      await lab.run(host1, [
+        "ip6tables",
+        ...["-t", "nat", "-D", "FLANNEL-POSTRTG", ...masqueradeArgs, "-j", "MASQUERADE", "--random-fully"],
+      ]);
+      const fdbLine =
+        backend === "vxlan"
+          ? (await show.fdb()).split("\n").find((l) => l.includes(`dst ${peer.ip6}`))
+          : undefined;
+      if (backend === "vxlan") {
+        assert.ok(fdbLine, await show.fdb());
+        await lab.run(host1, ["ip", "-6", "neigh", "del", vtep, "dev", "flannel-v6.1"]);
+        await lab.run(host1, [
+          "bridge",
+          "fdb",
+          "del",
+          fdbLine.split(" ")[0]!,
+          "dev",
+          "flannel-v6.1",
+          "dst",
+          peer.ip6!,
+        ]);
+      }
+      assert.ok(!(await show.rules()).includes(masquerade), "the rule was deleted");
+      await waitFor("the IPv6 route back", async () => (await show.route()).trim() === route, 5_000);
+      if (backend === "vxlan") {
+        await waitFor("the IPv6 neighbour back", async () => /PERMANENT/.test(await show.neigh()), 5_000);
+        await waitFor("the IPv6 FDB entry back", async () => (await show.fdb()).includes(fdbLine!), 5_000);
+      }
+      // --iptables-resync is 5 s by default.
+      await waitFor(
+        "the ip6tables masquerade rule back",
+        async () => (await show.rules()).includes(masquerade),
+        15_000,
+        250,
+      );
+      assert.ok((await lab.ping(host1, subnets[1]!.v6!, { source: subnets[0]!.v6!, count: 2 })).reachable);
+    });
+
     it("IPv6-only: the key's empty IPv4 part, PublicIP 0.0.0.0, IPv6 lines only, IPv6 traffic", async () => {
       const pods = await restartWith(netConfig(backend, "v6only"), { v4: false, v6: true });
       const table = await leases();
@@ -360,6 +425,23 @@ for (const backend of ["vxlan", "host-gw"] as const) {
         }
         await assertMeshReachable(lab, pods, 6, weftds);
         await assertMeshReachable(lab, pods, 4, weftds);
+        subnets = pods;
+      });
+
+    if (backend === "vxlan")
+      it("switching DirectRouting off (same leases) turns the direct IPv6 routes into vxlan routes", async () => {
+        await Promise.all(weftds.map((w) => w.stop("SIGTERM", 5_000)));
+        await lab.etcdctl(["put", `${PREFIX}/config`, netConfig(backend, "dual")]);
+        weftds = await Promise.all(lab.hosts.map((h) => lab.startWeftd(h, ["--ip-masq"])));
+        const pods = await waitForPods(lab, weftds, { v4: true, v6: true });
+        assert.deepEqual(
+          pods.map((p) => p.text),
+          subnets.map((p) => p.text),
+          "the same leases",
+        );
+        // Each vxlan route replaces a direct one to the same subnet, whose gateway IPv6 checks it against.
+        await assertV6Datapath(pods);
+        await assertMeshReachable(lab, pods, 6, weftds);
       });
 
     // Last: it takes the hosts' IPv4 addresses away for good.
