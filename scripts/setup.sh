@@ -9,6 +9,7 @@ APT_PACKAGES=(
   iputils-ping                  # connectivity checks in the lab
   etcd-server etcd-client       # the store (etcd 3.4) and etcdctl for tests
   iperf3                        # traffic in lab tests
+  ethtool libxml2-utils         # weft doctor's checksum-offload check; xmllint checks weft's SVG
   containernetworking-plugins   # bridge/host-local/portmap for the CNI plugin
   podman runc busybox-static    # the real container runtime test
   wireguard-tools wireguard-go  # userspace WireGuard where the module is missing

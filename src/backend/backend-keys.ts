@@ -2,6 +2,7 @@
 
 import { JsonFields } from "../config/json-fields.js";
 import { ConfigError } from "../config/network-config.js";
+import { describeValue } from "../text/untrusted-text.js";
 
 export class BackendKeys {
   private readonly fields: JsonFields;
@@ -30,6 +31,18 @@ export class BackendKeys {
     if (typeof value !== "boolean") {
       throw new ConfigError(
         `Backend.${key} of the ${this.type} backend must be true or false, not ${JSON.stringify(value)}`,
+      );
+    }
+    return value;
+  }
+
+  /** A string key; absent or null is "" (Go's zero value). */
+  string(key: string): string {
+    const value = this.fields.get(key);
+    if (value === undefined) return "";
+    if (typeof value !== "string") {
+      throw new ConfigError(
+        `Backend.${key} of the ${this.type} backend must be a string, not ${describeValue(value)}`,
       );
     }
     return value;

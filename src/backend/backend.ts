@@ -11,7 +11,7 @@
 import type { NetworkConfig } from "../config/network-config.js";
 import type { IPNetwork } from "../ip/ip-network.js";
 import type { Lease, LeaseAttrs } from "../lease/lease.js";
-import type { RtNetlink } from "../netlink/index.js";
+import type { Link, RtNetlink } from "../netlink/index.js";
 import type { KernelKinds } from "../reconcile/kinds/kernel-kinds.js";
 import type { AnyStateKind, DesiredState } from "../reconcile/state-kind.js";
 import type { LeasePublishRules, StoredBackendData } from "../subnet/subnet-manager.js";
@@ -86,15 +86,36 @@ export interface Backend {
    * retries failures itself, one peer's failure never holding up another.
    */
   peersChanged?(change: PeerChange): void;
+  /** Optional: the backend's own /metrics lines in the Prometheus text format (e.g. udp's forwarder counters). */
+  metricLines?(): readonly string[];
   /**
    * Optional, on shutdown: stops loops and child processes. Leaves devices and kernel state in place
    * where the datapath survives the process, so a restart loses no packet.
    */
   close?(): Promise<void>;
+  /**
+   * Optional: the devices setUp and attachLease keep for this lease, as they would make them, so
+   * `weft doctor` compares the kernel's with what the daemon wants instead of guessing. Pure.
+   */
+  expectedDevices?(own: Lease): readonly ExpectedDevice[];
   /** Devices only this backend uses: every entry on them is ours; their loss triggers attachLease. */
   readonly ownedDevices: readonly string[];
   /** Devices our peer routes go through; stale routes to pod subnets on these are removed. */
   readonly routeDevices: readonly string[];
+}
+
+/** A device as the backend wants it (see Backend.expectedDevices). */
+export interface ExpectedDevice {
+  readonly name: string;
+  /** Bytes the encapsulation adds: the external interface's MTU must exceed the device's by this. */
+  readonly overhead: number;
+  readonly mtu: number;
+  /** Addresses the device carries, as "10.244.5.0/32". */
+  readonly addresses: readonly string[];
+  /** The MAC our lease publishes for it, which peers' FDB and neighbour entries use. */
+  readonly publishedMac: string | undefined;
+  /** What differs between the kernel's link and the wanted device (type, VNI, port...); empty: none. */
+  differences(link: Link): string[];
 }
 
 export interface BackendContext {

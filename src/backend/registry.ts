@@ -1,25 +1,25 @@
 /** Backends by the name used in the config's Backend.Type. Add a backend here: one line. */
 import type { NetworkConfig } from "../config/network-config.js";
 import { ConfigError } from "../config/network-config.js";
+import { allocRegistration } from "./alloc/alloc-backend.js";
 import type { BackendFactory, BackendRegistration } from "./backend.js";
+import { extensionRegistration } from "./extension/extension-backend.js";
 import { hostGwRegistration } from "./host-gw/host-gw-backend.js";
+import { udpRegistration } from "./udp/udp-backend.js";
 import { vxlanRegistration } from "./vxlan/vxlan-backend.js";
+import { wireguardRegistration } from "./wireguard/wireguard-backend.js";
 
-const BACKENDS: readonly BackendRegistration[] = [vxlanRegistration, hostGwRegistration];
+const BACKENDS: readonly BackendRegistration[] = [
+  vxlanRegistration,
+  hostGwRegistration,
+  udpRegistration,
+  allocRegistration,
+  extensionRegistration,
+  wireguardRegistration,
+];
 
 /** flannel's other backends: recognised, so the error can say they are not built yet. */
-const NOT_YET = [
-  "udp",
-  "wireguard",
-  "ipip",
-  "ipsec",
-  "alloc",
-  "extension",
-  "gce",
-  "aws-vpc",
-  "ali-vpc",
-  "tencent-vpc",
-];
+const NOT_YET = ["ipip", "ipsec", "gce", "aws-vpc", "ali-vpc", "tencent-vpc"];
 
 export function findBackend(type: string): BackendRegistration | undefined {
   const wanted = type.toLowerCase();

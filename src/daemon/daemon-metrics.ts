@@ -9,6 +9,8 @@ export interface DaemonCounters {
   readonly deviceRepairs: number;
   readonly iptablesRepairs: number;
   readonly reconcile: ReconcileStats | undefined;
+  /** The backend's own lines (Backend.metricLines), appended as they are. */
+  readonly backend?: readonly string[];
 }
 
 type Sample = readonly [labels: string, value: number | string];
@@ -68,5 +70,6 @@ export function renderMetrics(c: DaemonCounters): string {
   metric(lines, "weft_reconcile_last_duration_seconds", "gauge", "Duration of the last reconcile run.", [
     ["", ((r?.lastDurationMs ?? 0) / 1000).toFixed(6)],
   ]);
+  lines.push(...(c.backend ?? []));
   return `${lines.join("\n")}\n`;
 }

@@ -9,7 +9,7 @@ import vm from "node:vm";
 import type { Backend, BackendRegistration, DesiredPeers } from "../backend/backend.js";
 import { diffPeers } from "../backend/peer-change.js";
 import { configureBackend } from "../backend/registry.js";
-import { enabledNetworks, type NetworkConfig } from "../config/network-config.js";
+import type { NetworkConfig } from "../config/network-config.js";
 import { formatCIDR, type IPNetwork } from "../ip/ip-network.js";
 import type { Lease } from "../lease/lease.js";
 import { readPreviousSubnets, writeSubnetEnv } from "../lease/subnet-env.js";
@@ -21,14 +21,16 @@ import { openSubnetManager } from "../subnet/registry.js";
 import type { SubnetManager } from "../subnet/subnet-manager.js";
 import { boundText } from "../text/untrusted-text.js";
 import { describeError, UserError } from "../user-error.js";
+import { ownBlackholeRoutes, withBlackholeRoutes } from "./blackhole-routes.js";
 import { renderMetrics } from "./daemon-metrics.js";
-import { findExternalInterface } from "./external-interface.js";
+import { findExternalInterface, interfaceChoice } from "./external-interface.js";
 import type { Flags } from "./flags.js";
 import { startHealthServer } from "./health-server.js";
 import { readHostNetworks } from "./host-networks.js";
 import type { Logger } from "./logger.js";
+import { ownershipScope } from "./ownership-scope.js";
 import { PeerLeaseFilter } from "./peer-lease-filter.js";
-import { TrafficRulesSync } from "./traffic-rules-sync.js";
+import { firewallsFor, TrafficRulesSync, trafficOptions } from "./traffic-rules-sync.js";
 import { rescueUnderlay } from "./underlay-rescue.js";
 
 /** A full reconcile now and then catches anything no event told us about. */
@@ -105,18 +107,8 @@ export class Daemon {
       return config;
     });
     log.info(`found network config: backend type ${this.config.backendType}`);
-    if (this.config.enableNFTables)
-      log.warn("EnableNFTables is set but weft manages rules with iptables for now");
 
-    const ext = await findExternalInterface(this.netlink, {
-      iface: flags.list("iface"),
-      ifaceRegex: flags.list("iface-regex"),
-      ifaceCanReach: flags.string("iface-can-reach"),
-      publicIP: flags.string("public-ip"),
-      publicIPv6: flags.string("public-ipv6"),
-      ipv4: this.config.enableIPv4,
-      ipv6: this.config.enableIPv6,
-    });
+    const ext = await findExternalInterface(this.netlink, interfaceChoice(flags, this.config));
     log.info(
       `using interface ${ext.name} (public address ${[ext.publicIP, ext.publicIPv6].filter(Boolean).join(", ")})`,
     );
@@ -158,15 +150,8 @@ export class Daemon {
     await this.backend.attachLease(this.lease);
     await this.backend.start?.(this.lease);
 
-    this.traffic = new TrafficRulesSync(
-      {
-        ipMasq: flags.bool("ip-masq"),
-        randomFully: !flags.bool("ip-masq-fully-random-disable"),
-        forwardRules: flags.bool("iptables-forward-rules"),
-        resyncSeconds: flags.int("iptables-resync"),
-      },
-      log,
-    );
+    const { use, other } = firewallsFor(this.config.enableNFTables);
+    this.traffic = new TrafficRulesSync(trafficOptions(flags), use, other, log);
     await this.traffic.start(this.config, this.lease);
     await this.writeSubnetFile();
 
@@ -177,15 +162,21 @@ export class Daemon {
       warn: (m) => log.warn(m),
     });
     await this.filter.refresh();
+    // The blackhole routes are of the route kind, which a backend such as alloc does not declare.
+    const backendKinds = this.backend.kinds;
+    const kinds =
+      flags.bool("ip-blackhole-route") && !backendKinds.includes(this.kernel.route)
+        ? [...backendKinds, this.kernel.route]
+        : backendKinds;
     this.reconciler = new Reconciler({
-      kinds: this.backend.kinds,
+      kinds,
       scope: this.scope(),
       log: (m, v) => log.info(m, v),
       prepare: () => this.kernel.refresh(),
       onClean: () => this.onCleanRun(),
     });
     const groups = new Set<RtGroup>(["link"]);
-    for (const kind of this.backend.kinds) for (const group of kind.events?.groups ?? []) groups.add(group);
+    for (const kind of kinds) for (const group of kind.events?.groups ?? []) groups.add(group);
     this.events = this.netlink.subscribe([...groups]);
     this.events.on("event", (event: RtEvent) => this.onKernelEvent(event));
     this.events.on("overrun", () => {
@@ -226,12 +217,7 @@ export class Daemon {
   }
 
   private scope(): OwnershipScope {
-    return {
-      networks: enabledNetworks(this.config),
-      ownSubnets: [this.lease.subnet, this.lease.ipv6Subnet].filter((n): n is IPNetwork => n !== undefined),
-      routeDevices: this.backend.routeDevices,
-      ownedDevices: this.backend.ownedDevices,
-    };
+    return ownershipScope(this.config, this.lease, this.backend);
   }
 
   private async writeSubnetFile(): Promise<void> {
@@ -270,7 +256,10 @@ export class Daemon {
       this.log.error(`computing the desired state failed: ${boundText(describeError(err), 200)}`);
       return;
     }
-    void this.reconciler.setDesired(desired.state);
+    const blackholes = this.flags.bool("ip-blackhole-route")
+      ? ownBlackholeRoutes(this.config, this.lease)
+      : [];
+    void this.reconciler.setDesired(withBlackholeRoutes(desired.state, blackholes));
     if (this.backend.peersChanged) {
       const change = diffPeers(this.lease, this.peers, peers);
       this.peers = change.peers;
@@ -342,6 +331,7 @@ export class Daemon {
       deviceRepairs: this.deviceRepairs,
       iptablesRepairs: this.traffic?.repairs ?? 0,
       reconcile: this.reconciler?.stats,
+      backend: this.backend?.metricLines?.() ?? [],
     });
   }
 

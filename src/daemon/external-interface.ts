@@ -5,11 +5,13 @@
  */
 
 import type { ExternalInterface } from "../backend/backend.js";
+import type { NetworkConfig } from "../config/network-config.js";
 import { formatIP, type IPFamily, parseIP } from "../ip/ip-address.js";
 import { type IPNetwork, makeNetwork } from "../ip/ip-network.js";
 import { RT_SCOPE_UNIVERSE } from "../netlink/constants.js";
 import type { Address, Link, RtNetlink } from "../netlink/index.js";
 import { UserError } from "../user-error.js";
+import type { Flags } from "./flags.js";
 
 export interface InterfaceChoice {
   readonly iface: readonly string[];
@@ -26,10 +28,34 @@ function canonical(text: string): string {
   return ip ? formatIP(ip) : text;
 }
 
+/** The choice weftd's flags and the config make. */
+export function interfaceChoice(
+  flags: Pick<Flags, "list" | "string">,
+  config: Pick<NetworkConfig, "enableIPv4" | "enableIPv6">,
+): InterfaceChoice {
+  return {
+    iface: flags.list("iface"),
+    ifaceRegex: flags.list("iface-regex"),
+    ifaceCanReach: flags.string("iface-can-reach"),
+    publicIP: flags.string("public-ip"),
+    publicIPv6: flags.string("public-ipv6"),
+    ipv4: config.enableIPv4,
+    ipv6: config.enableIPv6,
+  };
+}
+
 export async function findExternalInterface(
   netlink: RtNetlink,
   choice: InterfaceChoice,
 ): Promise<ExternalInterface> {
+  return (await chooseExternalInterface(netlink, choice)).iface;
+}
+
+/** The interface and how it was chosen ("--iface eth0", "the default route"), for `weft doctor`. */
+export async function chooseExternalInterface(
+  netlink: RtNetlink,
+  choice: InterfaceChoice,
+): Promise<{ iface: ExternalInterface; chosenBy: string }> {
   const links = await netlink.linkList();
   const addresses = (await netlink.addrList()).filter((a) => a.scope === RT_SCOPE_UNIVERSE);
   const addressesOf = (link: Link) => addresses.filter((a) => a.index === link.index);
@@ -126,7 +152,7 @@ export async function findExternalInterface(
     const ip = parseIP(a.address);
     return ip ? [makeNetwork(ip, a.prefixlen)] : [];
   });
-  return {
+  const iface: ExternalInterface = {
     name: link.name,
     index: link.index,
     mtu: link.mtu,
@@ -140,4 +166,5 @@ export async function findExternalInterface(
         : canonical(v6),
     connected,
   };
+  return { iface, chosenBy: how };
 }

@@ -2,6 +2,7 @@
  * Compares the rules we want with what iptables-save shows and writes the iptables-restore input that
  * repairs the difference (nothing when they match). Pure, so it is tested on text.
  */
+import { normalRule, sameRule } from "./iptables-rule-form.js";
 import { type ChainRules, jumpRule } from "./traffic-rules.js";
 
 /** The "-A CHAIN spec" lines of one table in iptables-save output, by chain. */
@@ -35,18 +36,43 @@ export function repairInput(saveOutput: string, want: ChainRules): string | unde
   const ours = chains.get(want.chain);
   const parent = chains.get(want.parent) ?? [];
   const jump = jumpRule(want);
-  const marker = `--comment "${want.comment}"`;
-  const strays = parent.filter((spec) => spec !== jump && spec.includes(marker));
-  const jumps = parent.filter((spec) => spec === jump).length;
+  // Compared in normal form: another iptables version may print the same rule another way.
+  const marker = normalRule(`--comment "${want.comment}"`);
+  const isJump = (spec: string) => sameRule(spec, jump);
+  const strays = parent.filter((spec) => !isJump(spec) && normalRule(spec).split(" ; ").includes(marker));
+  const jumps = parent.filter(isJump).length;
   const chainOk =
-    ours !== undefined && ours.length === want.rules.length && ours.every((r, i) => r === want.rules[i]);
+    ours !== undefined &&
+    ours.length === want.rules.length &&
+    ours.every((r, i) => sameRule(r, want.rules[i]!));
   if (chainOk && strays.length === 0 && jumps === 1) return undefined;
 
   const lines = [`*${want.table}`, `:${want.chain} - [0:0]`];
   for (const spec of strays) lines.push(`-D ${want.parent} ${spec}`);
-  for (let i = 1; i < jumps; i++) lines.push(`-D ${want.parent} ${jump}`);
+  for (const spec of parent.filter(isJump).slice(1)) lines.push(`-D ${want.parent} ${spec}`);
   if (jumps === 0) lines.push(`-A ${want.parent} ${jump}`);
   for (const rule of want.rules) lines.push(`-A ${want.chain} ${rule}`);
+  lines.push("COMMIT", "");
+  return lines.join("\n");
+}
+
+/**
+ * The iptables-restore --noflush input that deletes `chain` of `table` and every rule jumping to it, or
+ * undefined when neither exists (a host that never ran in iptables mode is left untouched).
+ */
+export function removalInput(saveOutput: string, table: string, chain: string): string | undefined {
+  const chains = rulesByChain(saveOutput, table);
+  const jumpsTo = (spec: string) => {
+    const words = spec.split(" ");
+    return words.some((w, i) => (w === "-j" || w === "-g") && words[i + 1] === chain);
+  };
+  const lines = [`*${table}`];
+  for (const [name, specs] of chains) {
+    if (name === chain) continue;
+    for (const spec of specs) if (jumpsTo(spec)) lines.push(`-D ${name} ${spec}`);
+  }
+  if (chains.has(chain)) lines.push(`-F ${chain}`, `-X ${chain}`);
+  if (lines.length === 1) return undefined;
   lines.push("COMMIT", "");
   return lines.join("\n");
 }

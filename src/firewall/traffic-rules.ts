@@ -4,6 +4,7 @@
  */
 import type { IPFamily } from "../ip/ip-address.js";
 import { formatCIDR, type IPNetwork } from "../ip/ip-network.js";
+import { familyNetworks, type WantedRules } from "./firewall.js";
 
 export interface ChainRules {
   readonly table: "nat" | "filter";
@@ -70,3 +71,19 @@ export function forwardRules(network: IPNetwork): ChainRules {
 export function jumpRule(chain: ChainRules): string {
   return withComment("", chain.comment, chain.chain);
 }
+
+/** The chains flanneld keeps for one family: forward first, then masquerade, as it sets them up. */
+export function wantedChains(family: IPFamily, want: WantedRules): ChainRules[] {
+  const nets = familyNetworks(want, family);
+  if (!nets) return [];
+  const chains: ChainRules[] = [];
+  if (want.forwardRules) chains.push(forwardRules(nets.network));
+  if (want.ipMasq) chains.push(masqueradeRules(nets.network, nets.subnet, want.randomFully));
+  return chains;
+}
+
+/** Every chain weft writes in iptables mode, by table (removed when the host switches to nftables). */
+export const OUR_CHAINS: ReadonlyArray<{ readonly table: "nat" | "filter"; readonly chain: string }> = [
+  { table: "nat", chain: MASQ_CHAIN },
+  { table: "filter", chain: FORWARD_CHAIN },
+];

@@ -129,6 +129,7 @@ interface LinkCommon {
 export type LinkSpec =
   | (LinkCommon & { kind: "dummy" })
   | (LinkCommon & { kind: "bridge" })
+  | (LinkCommon & { kind: "wireguard" })
   | (LinkCommon & {
       kind: "veth";
       /**

@@ -97,9 +97,9 @@ describe("EtcdStore against etcd 3.4", { timeout: 180_000 }, () => {
       assert.equal(resultOf(lines, 5), false, "not created when present");
       assert.deepEqual(resultOf(lines, 8), {
         values: [
-          { key: "/p/a", value: "välue a", modRevision: "2", leaseId: "0" },
-          { key: "/p/b", value: "b", modRevision: "3", leaseId: lease },
-          { key: "/p/empty", value: "", modRevision: "5", leaseId: "0" },
+          { key: "/p/a", value: "välue a", modRevision: "2", createRevision: "2", leaseId: "0" },
+          { key: "/p/b", value: "b", modRevision: "3", createRevision: "3", leaseId: lease },
+          { key: "/p/empty", value: "", modRevision: "5", createRevision: "5", leaseId: "0" },
         ],
         revision: "5",
       });
@@ -112,7 +112,14 @@ describe("EtcdStore against etcd 3.4", { timeout: 180_000 }, () => {
       assert.equal(resultOf(lines, 13), true, "put while the value is as expected");
       assert.equal(resultOf(lines, 14), false, "not put once the value changed");
       assert.equal(resultOf(lines, 15), false, "not put when the key is gone");
-      assert.deepEqual(resultOf(lines, 16), { key: "/p/b", value: "b2", modRevision: "7", leaseId: lease });
+      // An update keeps the create revision: the older of two claims to a subnet is the one created first.
+      assert.deepEqual(resultOf(lines, 16), {
+        key: "/p/b",
+        value: "b2",
+        modRevision: "7",
+        createRevision: "3",
+        leaseId: lease,
+      });
       assert.equal(resultOf(lines, 17), null);
       // The lease ID is exact (they are above 2^53) and etcd attached it to the key.
       // etcdctl prints the lease as a bare JSON number, which JSON.parse would round: read the digits.

@@ -78,7 +78,7 @@ describe("EtcdStore calls", () => {
     const store = await EtcdStore.connect(options([fake.endpoint]));
     try {
       assert.deepEqual(await store.list("/p/"), {
-        values: [{ key: "/p/a", value: "A", modRevision: 6n, leaseId: LEASE }],
+        values: [{ key: "/p/a", value: "A", modRevision: 6n, createRevision: 6n, leaseId: LEASE }],
         revision: 7n,
       });
       assert.equal(await store.get("/missing"), undefined);

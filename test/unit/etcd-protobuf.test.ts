@@ -138,14 +138,21 @@ describe("etcd requests", () => {
 });
 
 describe("etcd responses", () => {
-  it("KeyValue: key, value, mod_revision and a lease above 2^53, exactly", () => {
+  it("KeyValue: key, value, create and mod revisions and a lease above 2^53, exactly", () => {
     // key "/a", create_revision 5, mod_revision 6, version 2, value "välue", lease
     const kv = b(`0a 02 2f61  10 05  18 06  20 02  2a 06 76c3a46c7565  30 ${LEASE_VARINT}`);
-    assert.deepEqual(decodeKeyValue(kv), { key: "/a", value: "välue", modRevision: 6n, leaseId: LEASE });
+    assert.deepEqual(decodeKeyValue(kv), {
+      key: "/a",
+      value: "välue",
+      modRevision: 6n,
+      createRevision: 5n,
+      leaseId: LEASE,
+    });
     assert.deepEqual(decodeKeyValue(b("0a 02 2f61")), {
       key: "/a",
       value: "",
       modRevision: 0n,
+      createRevision: 0n,
       leaseId: "0",
     });
   });
@@ -161,8 +168,8 @@ describe("etcd responses", () => {
     assert.deepEqual(decodeRangeResponse(response), {
       revision: 2n ** 53n + 3n,
       kvs: [
-        { key: "/p/a", value: "A", modRevision: 6n, leaseId: LEASE },
-        { key: "/p/b", value: "", modRevision: 7n, leaseId: "0" },
+        { key: "/p/a", value: "A", modRevision: 6n, createRevision: 6n, leaseId: LEASE },
+        { key: "/p/b", value: "", modRevision: 7n, createRevision: 7n, leaseId: "0" },
       ],
     });
     assert.deepEqual(decodeRangeResponse(Buffer.alloc(0)), { revision: 0n, kvs: [] });
@@ -188,7 +195,7 @@ describe("etcd responses", () => {
     assert.deepEqual(decodeWatchResponse(events), {
       kind: "events",
       events: [
-        { type: "put", kv: { key: "/p/a", value: "1", modRevision: 8n, leaseId: LEASE } },
+        { type: "put", kv: { key: "/p/a", value: "1", modRevision: 8n, createRevision: 8n, leaseId: LEASE } },
         { type: "delete", key: "/p/b", revision: 9n },
       ],
     });

@@ -61,7 +61,8 @@ class MemoryEtcd {
   /** A put as any client makes it (the manager, or another host through etcdctl). */
   async put(key: string, value: string, leaseId: string): Promise<void> {
     this.revision += 1n;
-    const kv = { key, value, modRevision: this.revision, leaseId };
+    const createRevision = this.kvs.get(key)?.createRevision ?? this.revision;
+    const kv = { key, value, modRevision: this.revision, createRevision, leaseId };
     this.kvs.set(key, kv);
     this.writes.push(`${key}=${value} lease ${leaseId}`);
     // etcd delivers events after the write is answered.
@@ -257,6 +258,61 @@ describe("etcd subnet manager: our own key", () => {
       assert.deepEqual([seen.warnings, seen.errors, seen.fatal], [[], [], []]);
     } finally {
       await manager.close();
+    }
+  });
+});
+
+describe("etcd subnet manager: two hosts starting together", () => {
+  it("never leaves one IPv6 subnet with two dual-stack keys: the later key chooses again", async () => {
+    const etcd = new MemoryEtcd();
+    await etcd.put(
+      `${PREFIX}/config`,
+      '{"Network":"10.244.0.0/22","EnableIPv6":true,"IPv6Network":"fd44::/62","Backend":{"Type":"vxlan"}}',
+      "0",
+    );
+    // Both pick the same IPv6 subnet (the same draw) but different IPv4 ones, so their keys differ.
+    const draws = (first: number) => {
+      const values = [first, 0.5];
+      let i = 0;
+      return () => values[i++ % values.length]!;
+    };
+    const manager = (random: () => number) =>
+      new EtcdSubnetManager(etcd as unknown as EtcdStore, {
+        prefix: PREFIX,
+        leaseTtlSeconds: 3600,
+        renewMarginSeconds: 60,
+        random,
+        log: () => {},
+      });
+    const request = (ip: string) => ({
+      attrs: { ...OURS, publicIP: ip, backendData: { VNI: 1, VtepMAC: "9a:00:00:00:00:01" } },
+      previousSubnet: undefined,
+      previousIPv6Subnet: undefined,
+    });
+    const a = manager(draws(0.1));
+    const b = manager(draws(0.9));
+    try {
+      // Concurrent: each lists before the other has created its key.
+      const [leaseA, leaseB] = await Promise.all([
+        a.acquireLease(request("172.31.0.1")),
+        b.acquireLease(request("172.31.0.2")),
+      ]);
+      const keys = [...etcd.kvs.keys()]
+        .filter((k) => k.startsWith(SUBNETS))
+        .map((k) => k.slice(SUBNETS.length));
+      assert.deepEqual(keys.sort(), [leaseA.key, leaseB.key].sort(), "only the two held leases remain");
+      const v6 = (key: string) => key.split("&")[1];
+      const v4 = (key: string) => key.split("&")[0];
+      assert.notEqual(v6(leaseA.key), v6(leaseB.key), "the IPv6 subnets differ");
+      assert.notEqual(v4(leaseA.key), v4(leaseB.key), "the IPv4 subnets differ");
+      const created = etcd.writes
+        .filter((w) => w.startsWith(SUBNETS))
+        .map((w) => w.slice(SUBNETS.length, w.indexOf("=")));
+      assert.equal(v6(created[0]!), v6(created[1]!), "both first took the same IPv6 subnet");
+      assert.equal(created.length, 3, "the later key was chosen again once");
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 });

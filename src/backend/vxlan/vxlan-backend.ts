@@ -1,14 +1,34 @@
 /** The vxlan backend: one device per enabled family, peers reached through VXLAN (or directly on our L2). */
+import { formatIP } from "../../ip/ip-address.js";
+import { networkAddress } from "../../ip/ip-network.js";
 import type { Lease } from "../../lease/lease.js";
 import type { RtNetlink } from "../../netlink/index.js";
 import type { AnyStateKind } from "../../reconcile/state-kind.js";
 import { UserError } from "../../user-error.js";
-import type { Backend, BackendContext, BackendRegistration, BackendSetUp, DesiredPeers } from "../backend.js";
+import type {
+  Backend,
+  BackendContext,
+  BackendRegistration,
+  BackendSetUp,
+  DesiredPeers,
+  ExpectedDevice,
+} from "../backend.js";
 import { PeerStateCache } from "../peer-state-cache.js";
 import { makeVxlanBackendData, readVtepMac } from "./vxlan-backend-data.js";
-import { parseVxlanConfig, type VxlanConfig, vxlanDeviceMtu, vxlanDeviceName } from "./vxlan-config.js";
+import {
+  parseVxlanConfig,
+  type VxlanConfig,
+  vxlanDeviceMtu,
+  vxlanDeviceName,
+  vxlanOverhead,
+} from "./vxlan-config.js";
 import { type VxlanFamilyPlan, vxlanDesiredState } from "./vxlan-desired.js";
-import { ensureVtepAddress, ensureVxlanDevice, type VxlanDeviceSpec } from "./vxlan-device.js";
+import {
+  ensureVtepAddress,
+  ensureVxlanDevice,
+  type VxlanDeviceSpec,
+  vxlanDifferences,
+} from "./vxlan-device.js";
 
 export const vxlanRegistration: BackendRegistration = {
   type: "vxlan",
@@ -121,6 +141,22 @@ export class VxlanBackend implements Backend {
       const subnet = family === 4 ? lease.subnet : lease.ipv6Subnet;
       if (subnet) await ensureVtepAddress(this.netlink, link.index, subnet);
     }
+  }
+
+  expectedDevices(own: Lease): ExpectedDevice[] {
+    return this.families.map(({ family, device }) => {
+      const spec = this.deviceSpec(family, device);
+      const subnet = family === 4 ? own.subnet : own.ipv6Subnet;
+      const published = readVtepMac(family === 4 ? own.attrs.backendData : own.attrs.backendV6Data);
+      return {
+        name: device,
+        overhead: vxlanOverhead(family),
+        mtu: spec.mtu,
+        addresses: subnet ? [`${formatIP(networkAddress(subnet))}/${family === 4 ? 32 : 128}`] : [],
+        publishedMac: "mac" in published ? published.mac : undefined,
+        differences: (link) => vxlanDifferences(link, spec),
+      };
+    });
   }
 
   desiredState(own: Lease, peers: Iterable<Lease>): DesiredPeers {

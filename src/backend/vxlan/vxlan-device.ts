@@ -44,6 +44,26 @@ export function isCompatible(link: Link, spec: VxlanDeviceSpec): boolean {
   );
 }
 
+/** What makes `link` incompatible with `spec` (isCompatible's tests, spelled out), and a wrong MTU. */
+export function vxlanDifferences(link: Link, spec: VxlanDeviceSpec): string[] {
+  const v = link.vxlan;
+  if (link.kind !== "vxlan" || !v) return [`it is a ${link.kind ?? "plain"} device, not vxlan`];
+  const found: string[] = [];
+  const port = v.port ?? KERNEL_DEFAULT_PORT;
+  const wantedPort = spec.port || KERNEL_DEFAULT_PORT;
+  if (v.vni !== spec.vni) found.push(`VNI ${v.vni}, expected ${spec.vni}`);
+  if (port !== wantedPort) found.push(`port ${port}, expected ${wantedPort}`);
+  if (!sameAddress(v.local, spec.local))
+    found.push(`local address ${v.local ?? "none"}, expected ${spec.local}`);
+  if (v.devIndex !== spec.devIndex) found.push(`bound to device #${v.devIndex}, expected #${spec.devIndex}`);
+  if (Boolean(v.learning) !== spec.learning)
+    found.push(`learning ${Boolean(v.learning)}, expected ${spec.learning}`);
+  if (Boolean(v.gbp) !== spec.gbp) found.push(`gbp ${Boolean(v.gbp)}, expected ${spec.gbp}`);
+  if (link.mtu !== spec.mtu) found.push(`MTU ${link.mtu}, expected ${spec.mtu}`);
+  if (!link.up) found.push("it is down");
+  return found;
+}
+
 /** Makes sure the device exists, matches `spec`, is up; returns it and whether it was (re)created. */
 export async function ensureVxlanDevice(
   netlink: RtNetlink,

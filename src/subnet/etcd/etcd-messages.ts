@@ -9,6 +9,8 @@ export interface StoredValue {
   readonly key: string;
   readonly value: string;
   readonly modRevision: bigint;
+  /** When the key was created; of two leases that claim one subnet, the older one keeps it. */
+  readonly createRevision: bigint;
   /** "0" when the key has no etcd lease attached (a reservation). */
   readonly leaseId: string;
 }
@@ -98,6 +100,22 @@ export function encodeLeaseGrantRequest(ttlSeconds: number): Buffer {
   return new ProtoWriter().int64(1, ttlSeconds).finish();
 }
 
+/** LeaseTimeToLiveRequest: ID=1 (keys=2 left false). */
+export function encodeLeaseTimeToLiveRequest(leaseId: string): Buffer {
+  return new ProtoWriter().int64(1, leaseIdValue(leaseId)).finish();
+}
+
+/** LeaseTimeToLiveResponse: ID=2 TTL=3 (seconds left; -1 when the lease expired or never was). */
+export function decodeLeaseTimeToLiveResponse(data: Uint8Array): { ttl: bigint } {
+  const r = new ProtoReader(data);
+  let ttl = -1n;
+  for (let field = r.next(); field !== undefined; field = r.next()) {
+    if (field === 3) ttl = r.int64();
+    else r.skip();
+  }
+  return { ttl };
+}
+
 /** AuthenticateRequest: name=1 password=2. */
 export function encodeAuthenticateRequest(name: string, password: string): Buffer {
   return new ProtoWriter().bytesField(1, name).bytesField(2, password).finish();
@@ -139,15 +157,17 @@ export function decodeKeyValue(data: Uint8Array): StoredValue {
   let key = "";
   let value = "";
   let modRevision = 0n;
+  let createRevision = 0n;
   let leaseId = 0n;
   for (let field = r.next(); field !== undefined; field = r.next()) {
     if (field === 1) key = r.string();
+    else if (field === 2) createRevision = r.int64();
     else if (field === 3) modRevision = r.int64();
     else if (field === 5) value = r.string();
     else if (field === 6) leaseId = r.int64();
     else r.skip();
   }
-  return { key, value, modRevision, leaseId: leaseId.toString() };
+  return { key, value, modRevision, createRevision, leaseId: leaseId.toString() };
 }
 
 /** RangeResponse: header=1 kvs=2. */
@@ -241,7 +261,7 @@ function decodeEvent(data: Uint8Array): WatchEvent {
     else if (field === 2) kv = decodeKeyValue(r.bytes());
     else r.skip();
   }
-  kv ??= { key: "", value: "", modRevision: 0n, leaseId: "0" };
+  kv ??= { key: "", value: "", modRevision: 0n, createRevision: 0n, leaseId: "0" };
   if (type === 0n) return { type: "put", kv };
   // A DELETE's kv has the key and, as mod_revision, the revision of the deletion.
   if (type === 1n) return { type: "delete", key: kv.key, revision: kv.modRevision };

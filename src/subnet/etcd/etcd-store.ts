@@ -8,11 +8,13 @@ import { UserError } from "../../user-error.js";
 import { EtcdGrpc } from "./etcd-grpc.js";
 import {
   decodeLeaseGrantResponse,
+  decodeLeaseTimeToLiveResponse,
   decodeRangeResponse,
   decodeTxnSucceeded,
   encodeCreateIfAbsentTxn,
   encodeDeleteRangeRequest,
   encodeLeaseGrantRequest,
+  encodeLeaseTimeToLiveRequest,
   encodePutIfValueTxn,
   encodePutRequest,
   encodeRangeRequest,
@@ -97,6 +99,14 @@ export class EtcdStore {
     if (answer.error) throw new Error(`etcd refused a lease of ${ttlSeconds} s: ${answer.error}`);
     if (answer.id === "0") throw new Error("etcd granted a lease without an ID");
     return answer.id;
+  }
+
+  /** Seconds until an etcd lease expires (-1: expired or unknown), for `weft leases`. */
+  async leaseTimeToLive(leaseId: string): Promise<number> {
+    const answer = decodeLeaseTimeToLiveResponse(
+      await this.grpc.call("Lease/LeaseTimeToLive", encodeLeaseTimeToLiveRequest(leaseId)),
+    );
+    return Number(answer.ttl);
   }
 
   /** Creates `key` only if it does not exist; false when someone holds it already. */

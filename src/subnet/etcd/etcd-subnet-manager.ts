@@ -5,11 +5,12 @@
  * change is lost.
  */
 import { type NetworkConfig, parseNetworkConfig } from "../../config/network-config.js";
-import { formatCIDR, type IPNetwork, networkEquals } from "../../ip/ip-network.js";
+import { formatCIDR, type IPNetwork, networkEquals, networksOverlap } from "../../ip/ip-network.js";
 import type { Lease, LeaseAttrs } from "../../lease/lease.js";
 import { encodeLeaseAttrs } from "../../lease/lease-json.js";
-import { subnetKey } from "../../lease/lease-key.js";
+import { parseSubnetKey, subnetKey } from "../../lease/lease-key.js";
 import { Backoff, retry, sleep } from "../../retry/backoff.js";
+import { boundText } from "../../text/untrusted-text.js";
 import { describeError, UserError } from "../../user-error.js";
 import { LeaseTable, type RawLease } from "../lease-table.js";
 import { chooseFreeSubnet, fitsConfig, takenBy } from "../subnet-choice.js";
@@ -150,8 +151,45 @@ export class EtcdSubnetManager implements SubnetManager {
       leaseId,
     );
     if (!created) return undefined;
+    if (ipv6Subnet && (await this.lostSubnetRace(key, subnet, ipv6Subnet))) return undefined;
     this.options.log(`acquired lease ${key}`);
     return { key, subnet, ipv6Subnet, attrs: request.attrs, reservation: false };
+  }
+
+  /**
+   * A dual-stack (or IPv6-only) key names two subnets, so create-if-absent alone lets two hosts that start
+   * together take one IPv4 or one IPv6 subnet under two different keys. After creating ours, the list says
+   * who was first: the older key keeps the subnet, and the newer one (ours, if so) is deleted and chosen
+   * again. Both hosts reach the same verdict, whatever order their lists run in.
+   */
+  private async lostSubnetRace(
+    key: string,
+    subnet: IPNetwork | undefined,
+    ipv6Subnet: IPNetwork,
+  ): Promise<boolean> {
+    const listed = await this.store.list(this.subnetsPrefix);
+    const ours = listed.values.find((kv) => kv.key === this.subnetsPrefix + key);
+    if (!ours) return true; // gone already (expired, deleted): choose again
+    const rival = listed.values.find((kv) => {
+      if (kv.key === ours.key) return false;
+      const other = parseSubnetKey(kv.key.slice(this.subnetsPrefix.length));
+      if (!other) return false;
+      const clash =
+        (subnet !== undefined && other.subnet !== undefined && networksOverlap(subnet, other.subnet)) ||
+        (other.ipv6Subnet !== undefined && networksOverlap(ipv6Subnet, other.ipv6Subnet));
+      // A reservation always wins; otherwise the key created first does.
+      return clash && (kv.leaseId === "0" || kv.createRevision < ours.createRevision);
+    });
+    if (!rival) {
+      if (!this.syncing) this.acquiredFrom = listed;
+      return false;
+    }
+    const rivalKey = rival.key.slice(this.subnetsPrefix.length);
+    this.options.log(
+      `lease ${key} shares a subnet with ${boundText(rivalKey)}, created first; choosing again`,
+    );
+    await this.store.delete(ours.key);
+    return true;
   }
 
   private scheduleRenew(): void {

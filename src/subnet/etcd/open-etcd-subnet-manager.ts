@@ -4,7 +4,7 @@
  * the biggest dependency weftd has.
  */
 import { UserError } from "../../user-error.js";
-import type { StoreContext } from "../registry.js";
+import type { StoreContext, StoreFlags } from "../registry.js";
 import type { SubnetManager } from "../subnet-manager.js";
 import { EtcdStore } from "./etcd-store.js";
 import { EtcdSubnetManager } from "./etcd-subnet-manager.js";
@@ -34,7 +34,24 @@ export async function openEtcdStore({ flags, log, logError }: StoreContext): Pro
   if (margin <= 0 || margin >= 24 * 60) {
     throw new UserError(`--subnet-lease-renew-margin ${margin} is out of range`, "use 1 to 1439 minutes");
   }
-  const store = await EtcdStore.connect({
+  const store = await connectEtcdStore(flags);
+  return new EtcdSubnetManager(store, {
+    prefix: etcdPrefix(flags),
+    leaseTtlSeconds: LEASE_TTL_SECONDS,
+    renewMarginSeconds: margin * 60,
+    log,
+    logError,
+  });
+}
+
+/** <prefix> without a trailing slash: config at <prefix>/config, leases under <prefix>/subnets/. */
+export function etcdPrefix(flags: StoreFlags): string {
+  return flags.string("etcd-prefix").replace(/\/+$/, "");
+}
+
+/** The etcd client weftd's --etcd-* flags describe (also for `weft leases` and `weft doctor`). */
+export function connectEtcdStore(flags: StoreFlags): Promise<EtcdStore> {
+  return EtcdStore.connect({
     endpoints: etcdEndpoints(flags.string("etcd-endpoints")),
     caFile: flags.string("etcd-cafile") || undefined,
     certFile: flags.string("etcd-certfile") || undefined,
@@ -42,12 +59,5 @@ export async function openEtcdStore({ flags, log, logError }: StoreContext): Pro
     username: flags.string("etcd-username") || undefined,
     password: flags.string("etcd-password") || undefined,
     callTimeoutMs: CALL_TIMEOUT_MS,
-  });
-  return new EtcdSubnetManager(store, {
-    prefix: flags.string("etcd-prefix").replace(/\/+$/, ""),
-    leaseTtlSeconds: LEASE_TTL_SECONDS,
-    renewMarginSeconds: margin * 60,
-    log,
-    logError,
   });
 }

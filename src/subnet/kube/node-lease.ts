@@ -75,7 +75,8 @@ export type PeerLease = { lease: Lease } | { skip: string } | { ignore: true };
 export function nodeToLease(node: KubeNode, names: AnnotationNames, config: NetworkConfig): PeerLease {
   const a = node.annotations;
   if (a[names.kubeSubnetManager] !== "true" || node.podCIDRs.length === 0) return { ignore: true };
-  if (a[names.backendType] !== config.backendType) return { ignore: true };
+  // flanneld's udp publishes an empty backend-type, as its etcd lease has no BackendType.
+  if ((a[names.backendType] || "udp") !== config.backendType) return { ignore: true };
   const subnets = nodeSubnets(node);
   if ("error" in subnets) return { skip: subnets.error };
   let publicIP: string | undefined;
