@@ -4,6 +4,7 @@ import { ConfigError } from "../config/network-config.js";
 import { allocRegistration } from "./alloc/alloc-backend.js";
 import type { BackendFactory, BackendRegistration } from "./backend.js";
 import { extensionRegistration } from "./extension/extension-backend.js";
+import { gceRegistration } from "./gce/gce-backend.js";
 import { hostGwRegistration } from "./host-gw/host-gw-backend.js";
 import { udpRegistration } from "./udp/udp-backend.js";
 import { vxlanRegistration } from "./vxlan/vxlan-backend.js";
@@ -16,10 +17,11 @@ const BACKENDS: readonly BackendRegistration[] = [
   allocRegistration,
   extensionRegistration,
   wireguardRegistration,
+  gceRegistration,
 ];
 
 /** flannel's other backends: recognised, so the error can say they are not built yet. */
-const NOT_YET = ["ipip", "ipsec", "gce", "aws-vpc", "ali-vpc", "tencent-vpc"];
+const NOT_YET = ["ipip", "ipsec", "aws-vpc", "ali-vpc", "tencent-vpc"];
 
 export function findBackend(type: string): BackendRegistration | undefined {
   const wanted = type.toLowerCase();
