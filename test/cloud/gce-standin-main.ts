@@ -31,7 +31,12 @@ function install(routes: readonly StoredRoute[]): void {
   console.log(`fabric routes: ${[...installed].map(([d, v]) => `${d} via ${v}`).join(", ") || "(none)"}`);
 }
 
-const standin = new GceStandin({ ...options, onRoutesChanged: install });
+const standin = new GceStandin({
+  ...options,
+  onRoutesChanged: install,
+  // Each mutation on stdout, so a lab test can count inserts and deletes.
+  onMutation: (what: string) => console.log(`api: ${what}`),
+});
 const base = await standin.listen(port, host);
 console.log(`gce stand-in listening on ${base}`);
 process.on("SIGTERM", () => {

@@ -44,6 +44,8 @@ export interface StandinOptions {
   readonly adminToken?: string;
   /** Called with every route after each change (the lab installs them in the fabric). */
   readonly onRoutesChanged?: (routes: readonly StoredRoute[]) => void;
+  /** Called for each accepted insert or delete: "insert flannel-10-244-3-0-24". */
+  readonly onMutation?: (what: string) => void;
 }
 
 export interface StoredRoute {
@@ -442,6 +444,7 @@ export class GceStandin {
 
   private startOperation(type: "insert" | "delete", target: string, apply: () => void): unknown {
     const name = `operation-${Date.now()}-${randomBytes(6).toString("hex")}`;
+    this.options.onMutation?.(`${type} ${target.split("/").pop()}`);
     const step = this.options.operationStepMs ?? 100;
     let finish: () => void = () => {};
     const op: Operation = {

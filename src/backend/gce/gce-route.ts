@@ -10,8 +10,11 @@ import type { KindShape } from "../../reconcile/state-kind.js";
 /** flanneld's priority for its routes (backend/gce/api.go: Priority: 1000). */
 export const ROUTE_PRIORITY = 1000;
 export const ROUTE_PREFIX = "flannel-";
-/** A route weft did not create is left to its agent this long before the sweeper may remove it. */
-export const SWEEP_GRACE_MS = 60_000;
+/**
+ * A route of a lease we have not seen is left this long before the sweeper may remove it: its agent
+ * inserts it only after writing its lease, so only the store watch's delay can hide the lease from us.
+ */
+export const SWEEP_GRACE_MS = 30_000;
 
 /** flanneld's name: "flannel-" + the subnet with "." and "/" as "-": 10.244.3.0/24 -> flannel-10-244-3-0-24. */
 export function routeName(subnet: IPNetwork): string {
