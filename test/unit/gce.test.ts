@@ -538,3 +538,62 @@ describe("gce: against the stand-in", () => {
     await compute.waitOperation(await compute.deleteRoute("flannel-10-244-77-0-24"));
   });
 });
+
+describe("gce: a role change never deletes a peer's route", () => {
+  test("an agent that stops being the sweeper drops the live peer it tolerated without deleting it", async () => {
+    const standin = new GceStandin({
+      project: "p1",
+      instances: [{ name: "n1", zone: "z", ip: "127.0.0.1" }],
+      operationStepMs: 10,
+    });
+    await standin.listen();
+    try {
+      const peerUrl = standin.instanceUrl({ name: "n1", zone: "z", ip: "127.0.0.1" });
+      standin.addRouteNow({
+        name: "flannel-10-244-96-0-24",
+        destRange: "10.244.96.0/24",
+        nextHopInstance: peerUrl,
+      });
+      const metadata = new MetadataClient(`http://${standin.hostPort}/computeMetadata/v1/`);
+      const compute = new ComputeClient(standin.computeBase, "p1", new TokenSource(metadata));
+      let role: GceRouteRole = { ownName: "flannel-10-244-55-0-24", sweeper: true };
+      const kind = gceRouteKind(
+        () => compute,
+        () => standin.networkUrl(),
+        () => role,
+        () => {},
+      );
+      const reconciler = new Reconciler({
+        kinds: [kind],
+        scope: {
+          networks: [parseCIDR("10.244.0.0/16")!],
+          ownSubnets: [],
+          routeDevices: [],
+          ownedDevices: [],
+        },
+        log: () => {},
+        retry: { minMs: 20, maxMs: 100, jitter: 0 },
+      });
+      const own = { name: "flannel-10-244-55-0-24", destRange: "10.244.55.0/24", nextHopInstance: peerUrl };
+      const tolerated = {
+        name: "flannel-10-244-96-0-24",
+        destRange: "10.244.96.0/24",
+        nextHopInstance: undefined,
+      };
+      await reconciler.setDesired({ "gce-route": [own, tolerated] });
+      // 10.244.5.0/24 appeared: we are no longer the sweeper and want only our own route.
+      role = { ownName: "flannel-10-244-55-0-24", sweeper: false };
+      await reconciler.setDesired({ "gce-route": [own] });
+      assert.ok(standin.routes.has("flannel-10-244-96-0-24"), "the live peer's route is still there");
+      assert.equal(standin.requests.filter((r) => r.startsWith("DELETE")).length, 0);
+      // Still the sweeper when the peer's lease goes: its route is removed.
+      role = { ownName: "flannel-10-244-55-0-24", sweeper: true };
+      await reconciler.setDesired({ "gce-route": [own, tolerated] });
+      await reconciler.setDesired({ "gce-route": [own] });
+      assert.ok(!standin.routes.has("flannel-10-244-96-0-24"), "the sweeper removed the gone lease's route");
+      reconciler.close();
+    } finally {
+      await standin.close();
+    }
+  });
+});

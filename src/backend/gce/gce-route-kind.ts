@@ -93,6 +93,11 @@ export function gceRouteKind(
       inserted.set(entry.name, { entry, at: now() });
     },
     async remove(entry) {
+      // The reconciler also removes entries of an earlier desired state. A peer's route we tolerated as
+      // the sweeper is removed only while we still sweep; when another agent became the sweeper (a lower
+      // subnet appeared) it is no longer ours to touch.
+      const { ownName, sweeper } = role();
+      if (entry.name !== ownName && !sweeper) return;
       inserted.delete(entry.name);
       await remove(api(), entry.name);
     },
