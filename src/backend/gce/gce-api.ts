@@ -1,7 +1,7 @@
 /**
  * Plain REST clients for the two Google endpoints the gce backend needs: the metadata server (identity
- * and the service account's access token) and the Compute Engine v1 routes API. Plain fetch with the
- * metadata token: google-auth-library would add a dependency tree for one GET (see BENCHMARKS.md).
+ * and the service account's access token) and the Compute Engine v1 routes API. Plain HTTP with the
+ * metadata token: google-auth-library would add 23 packages and ~12 MB of memory for one GET (BENCHMARKS.md).
  * Shapes: https://cloud.google.com/compute/docs/metadata/querying-metadata (Metadata-Flavor: Google),
  * https://cloud.google.com/compute/docs/access/authenticate-workloads (token: access_token, expires_in,
  * token_type), https://cloud.google.com/compute/docs/reference/rest/v1/routes (list/get/insert/delete),
@@ -10,6 +10,7 @@
  * {"error":{"code":403,"message":"...","errors":[{"domain":"usageLimits","reason":"quotaExceeded","message":"..."}]}}.
  */
 import { UserError } from "../../user-error.js";
+import { type HttpCall, httpCall } from "./gce-http.js";
 import { networkPath } from "./gce-route.js";
 
 export const DEFAULT_METADATA_HOST = "metadata.google.internal";
@@ -95,27 +96,22 @@ export interface GceRouteResource {
   readonly priority?: number;
 }
 
-type Fetch = typeof fetch;
-
 /** The metadata server: plain GETs with the Metadata-Flavor header. */
 export class MetadataClient {
   constructor(
     private readonly base: string,
-    private readonly fetchImpl: Fetch = fetch,
+    private readonly http: HttpCall = httpCall,
   ) {}
 
   async get(path: string): Promise<string> {
     const url = this.base + path;
-    let res: Response;
+    let res: { status: number; text: string };
     try {
-      res = await this.fetchImpl(url, {
-        headers: { "Metadata-Flavor": "Google" },
-        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-      });
+      res = await this.http(url, { headers: { "Metadata-Flavor": "Google" }, timeoutMs: REQUEST_TIMEOUT_MS });
     } catch (err) {
       throw new Error(`cannot reach the GCE metadata server at ${url}: ${(err as Error).message}`);
     }
-    const body = await res.text();
+    const body = res.text;
     if (res.status !== 200)
       throw new GceApiError(
         res.status,
@@ -159,7 +155,7 @@ export class ComputeClient {
     private readonly base: string,
     readonly project: string,
     private readonly tokens: TokenSource,
-    private readonly fetchImpl: Fetch = fetch,
+    private readonly http: HttpCall = httpCall,
   ) {}
 
   /** The full URL of a resource path such as "zones/z/instances/i" (the form selfLink takes). */
@@ -171,21 +167,22 @@ export class ComputeClient {
     for (let attempt = 0; ; attempt++) {
       const token = await this.tokens.get();
       const url = path.startsWith("http") ? path : this.url(path);
-      let res: Response;
+      let res: { status: number; text: string };
       try {
-        res = await this.fetchImpl(url, {
+        res = await this.http(url, {
           method,
           headers: {
             authorization: `Bearer ${token}`,
             ...(body === undefined ? {} : { "content-type": "application/json" }),
           },
-          body: body === undefined ? undefined : JSON.stringify(body),
-          signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS + 120_000 * Number(path.endsWith("/wait"))),
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+          // globalOperations.wait holds the request up to 2 minutes.
+          timeoutMs: path.endsWith("/wait") ? 150_000 : REQUEST_TIMEOUT_MS,
         });
       } catch (err) {
         throw new Error(`cannot reach the Compute Engine API at ${url}: ${(err as Error).message}`);
       }
-      const text = await res.text();
+      const text = res.text;
       if (res.status === 401 && attempt === 0) {
         this.tokens.invalidate(); // expired or revoked early: one more try with a fresh token
         continue;
