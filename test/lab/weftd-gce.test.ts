@@ -175,3 +175,52 @@ describe("weftd, Backend gce, three hosts, the fabric as the cloud router", { ti
       assert.ok(have.includes(`${l.subnet} via ${lab.hosts[i]!.ip}`));
   });
 });
+
+describe("weftd, Backend gce, the operator's mistakes", { timeout: 120_000 }, () => {
+  let lab: Lab;
+  after(async () => {
+    await lab?.destroy();
+  });
+
+  test("canIpForward off ends weftd with one line; a missing permission is logged once and retried", async () => {
+    lab = await Lab.create({ hosts: 2, tag: "gceerr" });
+    const main = fileURLToPath(new URL("../cloud/gce-standin-main.js", import.meta.url));
+    const options = {
+      project: "weft-lab",
+      instances: [
+        { name: "node1", zone: "z1", ip: lab.host(1).ip, canIpForward: false },
+        { name: "node2", zone: "z1", ip: lab.host(2).ip, denied: ["compute.routes.create"] },
+      ],
+    };
+    const standin = await lab.spawn(lab.fabric, [
+      process.execPath,
+      main,
+      JSON.stringify(options),
+      lab.fabricIp,
+      String(PORT),
+    ]);
+    await standin.waitForOutput(/gce stand-in listening/, 10_000);
+    await lab.startEtcd();
+    await lab.etcdctl(["put", `${PREFIX}/config`, CONFIG]);
+    const env = {
+      GCE_METADATA_HOST: `${lab.fabricIp}:${PORT}`,
+      CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE: `http://${lab.fabricIp}:${PORT}/compute/v1/`,
+    };
+    const noForward = await lab.startWeftd(lab.host(1), [], env);
+    const status = await noForward.exited;
+    assert.equal(status.code, 1, noForward.output());
+    assert.match(noForward.output(), /instance node1 \(zone z1\) has canIpForward off.*--can-ip-forward/);
+    assert.doesNotMatch(noForward.output(), /^\s+at /m, "no stack trace");
+
+    const denied = await lab.startWeftd(lab.host(2), [], env);
+    await denied.waitForOutput(/compute\.routes\.create/, 30_000);
+    await new Promise((r) => setTimeout(r, 4000)); // a few retries
+    assert.ok(denied.running, "a missing permission is retried, not fatal");
+    const lines = denied
+      .output()
+      .split("\n")
+      .filter((l) => /compute\.routes\.create/.test(l));
+    assert.equal(lines.length, 1, `logged once:\n${lines.join("\n")}`);
+    assert.doesNotMatch(denied.output(), /^\s+at /m, "no stack trace");
+  });
+});

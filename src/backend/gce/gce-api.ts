@@ -272,7 +272,7 @@ export function explainApiError(err: unknown, call: keyof typeof PERMISSIONS, pr
     );
   if (err.status === 403)
     return new UserError(
-      `the instance's service account may not do routes.${call === "instance" ? "instances.get" : call} in project ${project}: ${err.message}`,
+      `the instance's service account may not call ${call === "instance" ? "instances.get" : `routes.${call}`} in project ${project}: ${err.message}`,
       `grant it ${PERMISSIONS[call]} (e.g. roles/compute.networkAdmin) and the compute scope`,
     );
   if (err.status === 401)
