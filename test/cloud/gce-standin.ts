@@ -146,6 +146,12 @@ export class GceStandin {
     this.server?.closeAllConnections();
   }
 
+  /** The next `count` Compute API requests fail with `status` (429 rateLimitExceeded, 503 backendError). */
+  failNext(status: 429 | 500 | 503, count: number): void {
+    this.failures = { status, count };
+  }
+  private failures = { status: 503, count: 0 };
+
   /** Every token issued so far stops working (as if revoked or expired early). */
   revokeTokens(): void {
     for (const [token, t] of this.tokens) if (t.instance) this.tokens.delete(token);
@@ -273,6 +279,16 @@ export class GceStandin {
   }
 
   private async compute(req: IncomingMessage, url: URL, body: string): Promise<unknown> {
+    if (this.failures.count > 0) {
+      this.failures.count--;
+      const { status } = this.failures;
+      if (status === 429) throw new HttpError(429, "rateLimitExceeded", "Rate Limit Exceeded", "usageLimits");
+      throw new HttpError(
+        status,
+        "backendError",
+        "Internal error. Please try again or contact Google Support.",
+      );
+    }
     const who = this.authenticate(req);
     const parts = url.pathname.slice("/compute/v1/projects/".length).split("/").map(decodeURIComponent);
     const [project, ...rest] = parts;

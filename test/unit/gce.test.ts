@@ -33,6 +33,14 @@ import { Reconciler } from "../../src/reconcile/reconciler.js";
 import { UserError } from "../../src/user-error.js";
 import { GceStandin } from "../cloud/gce-standin.js";
 
+async function waitUntil(check: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`not true within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 function lease(subnet: string): Lease {
   return {
     key: subnet.replace("/", "-"),
@@ -517,6 +525,32 @@ describe("gce: against the stand-in", () => {
     } finally {
       await denied.close();
     }
+  });
+
+  test("429 and 503 fail a run, which the reconciler retries with backoff until the route is there", async () => {
+    standin.deleteRouteNow("flannel-10-244-1-0-24");
+    const { reconciler } = reconcilerFor({ ownName: "flannel-10-244-1-0-24", sweeper: false });
+    standin.failNext(429, 1);
+    await reconciler.setDesired({ "gce-route": [ownRoute()] });
+    standin.failNext(503, 2);
+    await reconciler.trigger();
+    assert.equal(reconciler.stats.lastRunClean, false, "the run with the 503 failed");
+    await waitUntil(() => standin.routes.has("flannel-10-244-1-0-24"), 5000);
+    assert.ok(reconciler.stats.failedRuns >= 1);
+    reconciler.close();
+  });
+
+  test("an instance the Compute API does not know is one clear error", async () => {
+    const { tokens } = clients();
+    const metadata = {
+      get: async (path: string) => (path === "instance/name" ? "ghost" : clients().metadata.get(path)),
+    } as MetadataClient;
+    await assert.rejects(
+      discoverIdentity(metadata, (p) => new ComputeClient(standin.computeBase, p, tokens)),
+      (err: Error) =>
+        err instanceof UserError &&
+        /instance ghost in zone us-central1-a is not in project p1/.test(err.message),
+    );
   });
 
   test("an operation is PENDING, then RUNNING, then DONE", async () => {

@@ -57,6 +57,11 @@ export async function discoverIdentity(
   try {
     found = await compute.getInstance(zone, instance);
   } catch (err) {
+    if (err instanceof GceApiError && err.status === 404)
+      throw new UserError(
+        `instance ${instance} in zone ${zone} is not in project ${project} as the Compute API sees it (${err.message})`,
+        "check that weftd runs on a GCE instance and that CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE, if set, is this project's API",
+      );
     throw explainApiError(err, "instance", project);
   }
   if (found.canIpForward !== true)
