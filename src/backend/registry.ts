@@ -4,6 +4,7 @@ import { ConfigError } from "../config/network-config.js";
 import { allocRegistration } from "./alloc/alloc-backend.js";
 import type { BackendFactory, BackendRegistration } from "./backend.js";
 import { extensionRegistration } from "./extension/extension-backend.js";
+import { gceRegistration } from "./gce/gce-backend.js";
 import { hostGwRegistration } from "./host-gw/host-gw-backend.js";
 import { ipipRegistration } from "./ipip/ipip-backend.js";
 import { ipsecRegistration } from "./ipsec/ipsec-backend.js";
@@ -20,10 +21,11 @@ const BACKENDS: readonly BackendRegistration[] = [
   wireguardRegistration,
   ipipRegistration,
   ipsecRegistration,
+  gceRegistration,
 ];
 
 /** flannel's other backends: recognised, so the error can say they are not built yet. */
-const NOT_YET = ["gce", "aws-vpc", "ali-vpc", "tencent-vpc"];
+const NOT_YET = ["aws-vpc", "ali-vpc", "tencent-vpc"];
 
 export function findBackend(type: string): BackendRegistration | undefined {
   const wanted = type.toLowerCase();
