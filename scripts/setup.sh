@@ -14,6 +14,8 @@ APT_PACKAGES=(
   podman runc busybox-static    # the real container runtime test
   mmdebstrap openssl curl       # deploy/build-image.sh's Debian base and Node check; the image test's probe
   wireguard-tools wireguard-go  # userspace WireGuard where the module is missing
+  strongswan-charon libcharon-extra-plugins    # ipsec: charon; kernel-libipsec (ESP in userspace where the kernel has none)
+  libstrongswan-standard-plugins strongswan-swanctl  # ipsec: openssl/gcm for flannel's proposals; swanctl to inspect
   make g++ python3              # node-gyp builds the netlink addon
 )
 

@@ -5,7 +5,10 @@ import { describeValue } from "../text/untrusted-text.js";
 import { allocRegistration } from "./alloc/alloc-backend.js";
 import type { BackendFactory, BackendRegistration } from "./backend.js";
 import { extensionRegistration } from "./extension/extension-backend.js";
+import { gceRegistration } from "./gce/gce-backend.js";
 import { hostGwRegistration } from "./host-gw/host-gw-backend.js";
+import { ipipRegistration } from "./ipip/ipip-backend.js";
+import { ipsecRegistration } from "./ipsec/ipsec-backend.js";
 import { udpRegistration } from "./udp/udp-backend.js";
 import { vxlanRegistration } from "./vxlan/vxlan-backend.js";
 import { wireguardRegistration } from "./wireguard/wireguard-backend.js";
@@ -17,10 +20,13 @@ const BACKENDS: readonly BackendRegistration[] = [
   allocRegistration,
   extensionRegistration,
   wireguardRegistration,
+  ipipRegistration,
+  ipsecRegistration,
+  gceRegistration,
 ];
 
 /** flannel's other backends: recognised, so the error can say they are not built yet. */
-const NOT_YET = ["ipip", "ipsec", "gce", "aws-vpc", "ali-vpc", "tencent-vpc"];
+const NOT_YET = ["aws-vpc", "ali-vpc", "tencent-vpc"];
 
 export function findBackend(type: string): BackendRegistration | undefined {
   const wanted = type.toLowerCase();

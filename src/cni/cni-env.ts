@@ -2,6 +2,7 @@
  * The CNI_* environment, required and validated per command as the CNI Go skeleton does, so a runtime
  * gets the same error codes from this plugin as from upstream's.
  */
+import { boundText } from "../text/untrusted-text.js";
 import { CniError, ErrorCode } from "./cni-error.js";
 import { validName } from "./net-conf.js";
 
@@ -42,7 +43,7 @@ export function readCniEnv(env: NodeJS.ProcessEnv): CniEnv {
     );
   }
   if (!(commands as readonly string[]).includes(command)) {
-    throw new CniError(ErrorCode.invalidEnvironment, `unknown CNI_COMMAND: ${command}`, usage);
+    throw new CniError(ErrorCode.invalidEnvironment, `unknown CNI_COMMAND: ${boundText(command)}`, usage);
   }
   return {
     command: command as CniCommand,
@@ -58,7 +59,8 @@ export function readCniEnv(env: NodeJS.ProcessEnv): CniEnv {
 export function validateContainerID(id: string): void {
   if (id === "") throw new CniError(ErrorCode.unknownContainer, "missing containerID");
   if (!validName.test(id))
-    throw new CniError(ErrorCode.invalidEnvironment, "invalid characters in containerID", id);
+    // Upstream puts the ID in details; bounded and escaped here, as it may be anything of any length.
+    throw new CniError(ErrorCode.invalidEnvironment, "invalid characters in containerID", boundText(id, 300));
 }
 
 export function validateInterfaceName(name: string): void {

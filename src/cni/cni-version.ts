@@ -1,12 +1,13 @@
 /** CNI spec versions this plugin speaks, and the comparisons the CNI skeleton makes. */
 import { CniError, ErrorCode } from "./cni-error.js";
+import { goQuote } from "./go-errors.js";
 
 export const supportedVersions = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;
 export const currentVersion = "1.1.0";
 
 function parseVersion(v: string): [number, number, number] {
   const m = /^(\d+)(?:\.(\d+))?(?:\.(\d+))?$/.exec(v);
-  if (!m) throw new CniError(ErrorCode.decodingFailure, `unable to parse version "${v}"`);
+  if (!m) throw new CniError(ErrorCode.decodingFailure, `unable to parse version ${goQuote(v)}`);
   return [Number(m[1]), Number(m[2] ?? 0), Number(m[3] ?? 0)];
 }
 
@@ -24,7 +25,7 @@ export function requireSupportedVersion(v: string): void {
   throw new CniError(
     ErrorCode.incompatibleVersion,
     "incompatible CNI versions",
-    `config is "${v}", plugin supports [${list}]`,
+    `config is ${goQuote(v)}, plugin supports [${list}]`,
   );
 }
 

@@ -3,16 +3,20 @@
  * delegate runs; the delegate's result is flannel's result.
  */
 
+import { boundText } from "../text/untrusted-text.js";
 import type { CniEnv } from "./cni-env.js";
 import { asCniError, CniError, ErrorCode } from "./cni-error.js";
 import { buildDelegateConfig } from "./delegate-config.js";
 import { execPlugin, findPlugin } from "./delegate-exec.js";
 import { subnetEnvFailure, withPrefix } from "./flannel-errors.js";
-import { goPathError } from "./go-errors.js";
+import { errnoCode, goPathError } from "./go-errors.js";
 import { type FlannelNetConf, isObject } from "./net-conf.js";
 import { convertResult } from "./result-convert.js";
 import { readScratch, removeScratch, saveScratch, scratchPath } from "./scratch-store.js";
 import { loadSubnetEnv } from "./subnet-env.js";
+
+/** Linux's limit on one file name, in bytes. */
+const NAME_MAX = 255;
 
 export async function commandAdd(env: CniEnv, conf: FlannelNetConf, version: string): Promise<string> {
   let subnetEnv: ReturnType<typeof loadSubnetEnv>;
@@ -28,11 +32,7 @@ export async function commandAdd(env: CniEnv, conf: FlannelNetConf, version: str
   try {
     saveScratch(conf.dataDir, env.containerID, delegate.bytes);
   } catch (err) {
-    throw new CniError(
-      ErrorCode.ioFailure,
-      goPathError(err, "open", scratchPath(conf.dataDir, env.containerID)),
-      `flannel keeps each container's delegate config in dataDir (${conf.dataDir}); it must be writable`,
-    );
+    throw scratchFailure(err, conf.dataDir, env.containerID);
   }
   try {
     const path = findPlugin(delegate.type, env.path);
@@ -46,6 +46,25 @@ export async function commandAdd(env: CniEnv, conf: FlannelNetConf, version: str
     }
     throw asCniError(err);
   }
+}
+
+/** Why the delegate config could not be saved, bounded: the container ID may be of any length. */
+function scratchFailure(err: unknown, dataDir: string, containerID: string): CniError {
+  const idBytes = Buffer.byteLength(containerID);
+  if (errnoCode(err) === "ENAMETOOLONG" && idBytes > NAME_MAX) {
+    // Upstream fails here too, with "open <dataDir>/<the whole ID>: file name too long".
+    return new CniError(
+      ErrorCode.ioFailure,
+      `container ID ${boundText(containerID)} is ${idBytes} bytes long: flannel saves each container's ` +
+        `delegate config in dataDir under the container's ID, and a file name can have at most ${NAME_MAX} bytes`,
+      "the container runtime must use shorter container IDs (runtimes use 64 hex characters)",
+    );
+  }
+  return new CniError(
+    ErrorCode.ioFailure,
+    goPathError(err, "open", scratchPath(dataDir, containerID)),
+    `flannel keeps each container's delegate config in dataDir (${boundText(dataDir, 300)}); it must be writable`,
+  );
 }
 
 /** No half state: the saved file is what it was before this ADD (usually: none). */

@@ -3,6 +3,7 @@
  * prevResult. (Upstream's plugin answers CHECK without looking; a real check is what the spec asks for.)
  */
 
+import { boundText } from "../text/untrusted-text.js";
 import type { CniEnv } from "./cni-env.js";
 import { CniError, ErrorCode } from "./cni-error.js";
 import { execPlugin, findPlugin } from "./delegate-exec.js";
@@ -16,7 +17,7 @@ export async function commandCheck(env: CniEnv, conf: FlannelNetConf): Promise<s
   if (!saved) {
     throw new CniError(
       ErrorCode.unknownContainer,
-      `no saved delegate config for container ${env.containerID} (${path})`,
+      `no saved delegate config for container ${boundText(env.containerID)} (${boundText(path, 300)})`,
       "flannel never completed ADD for this container on this node, or DEL already ran",
     );
   }

@@ -11,7 +11,7 @@ export function commandStatus(env: CniEnv, conf: FlannelNetConf): string {
   try {
     loadSubnetEnv(conf.subnetFile);
   } catch (err) {
-    throw notAvailable(subnetEnvFailure(err, true));
+    throw notAvailable(subnetEnvFailure(err));
   }
   const type = conf.delegate?.["type"];
   if (env.path !== "") {

@@ -6,7 +6,9 @@
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { getSystemErrorName } from "node:util";
+import { boundText } from "../text/untrusted-text.js";
 import { CniError, ErrorCode } from "./cni-error.js";
+import { goQuote } from "./go-errors.js";
 import { isObject } from "./net-conf.js";
 import { writeFully } from "./write-fd.js";
 
@@ -17,7 +19,7 @@ const installHint =
 export function findPlugin(type: string, cniPath: string): string {
   const dirs = cniPath === "" ? [] : cniPath.split(":");
   if (type === "") throw new Error("no plugin name provided");
-  if (type.includes("/")) throw new Error(`invalid plugin name: ${type}`);
+  if (type.includes("/")) throw new Error(`invalid plugin name: ${boundText(type)}`);
   for (const dir of dirs) {
     const path = join(dir, type);
     try {
@@ -28,7 +30,7 @@ export function findPlugin(type: string, cniPath: string): string {
   }
   throw new CniError(
     ErrorCode.internal,
-    `failed to find plugin "${type}" in path [${dirs.join(" ")}]`,
+    `failed to find plugin ${goQuote(type)} in path [${boundText(dirs.join(" "), 300)}]`,
     installHint,
   );
 }

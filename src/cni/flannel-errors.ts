@@ -1,16 +1,17 @@
 /** The errors flannel adds to the CNI skeleton's, worded for the operator who reads them in a pod event. */
 import { CniError, ErrorCode } from "./cni-error.js";
-import { SubnetEnvError } from "./subnet-env.js";
 
 const weftdHint =
   "subnet.env is written by weftd (flanneld) once it holds this node's lease: is weftd running on this node? Check its log";
 
-/** Upstream's exact message (operators search for it); guidance goes in details, except when the file is
- * simply missing, where upstream's message already says where to look and the golden output has no details. */
-export function subnetEnvFailure(err: unknown, alwaysHint = false): CniError {
+/**
+ * Upstream's exact code and message (operators and alerts search for them); the hint goes in `details`,
+ * which upstream leaves empty. Runtimes print a CNI error as "<msg>; <details>" (libcni's Error()), so the
+ * upstream text stays a prefix of what the operator sees and the hint follows it.
+ */
+export function subnetEnvFailure(err: unknown): CniError {
   const msg = `failed to load flannel 'subnet.env' file: ${(err as Error).message}. Check the flannel pod log for this node.`;
-  const missing = err instanceof SubnetEnvError && err.missing;
-  return new CniError(ErrorCode.internal, msg, missing && !alwaysHint ? "" : weftdHint);
+  return new CniError(ErrorCode.internal, msg, weftdHint);
 }
 
 /** STATUS: what keeps ADD from working, and the hint that goes with it. */

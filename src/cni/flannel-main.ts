@@ -22,7 +22,7 @@ function writeOut(text: string, fd = 1): void {
 
 /** Last resort when even the error module cannot load: the same JSON shape, by hand. */
 function fallbackError(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
+  const msg = (err instanceof Error ? err.message : String(err)).slice(0, 900);
   return `{\n    "code": 999,\n    "msg": ${JSON.stringify(`flannel plugin failed to start: ${msg}`)}\n}`;
 }
 

@@ -3,6 +3,8 @@
  * or directory"). Node reports errno codes; Go prints the C library's strerror text.
  */
 
+import { boundText } from "../text/untrusted-text.js";
+
 const strerror: Record<string, string> = {
   ENOENT: "no such file or directory",
   EACCES: "permission denied",
@@ -36,7 +38,8 @@ export function goPathError(err: unknown, op: string, path: string): string {
   const code = typeof e.code === "string" ? e.code : "";
   const text = strerror[code] ?? (typeof e.message === "string" ? e.message : String(err));
   const syscall = typeof e.syscall === "string" && e.syscall !== "open" ? e.syscall : op;
-  return `${syscall} ${typeof e.path === "string" ? e.path : path}: ${text}`;
+  // A path from the config may be of any length; Go would print it whole, the end (strerror) matters more.
+  return `${syscall} ${boundText(typeof e.path === "string" ? e.path : path, 300)}: ${text}`;
 }
 
 export function errnoCode(err: unknown): string {
@@ -44,7 +47,17 @@ export function errnoCode(err: unknown): string {
   return typeof code === "string" ? code : "";
 }
 
-/** strconv.Quote for the printable ASCII texts found in config files; JSON quoting is close enough beyond. */
+/** How much of a value goQuote shows. */
+const QUOTE_MAX = 64;
+
+/**
+ * strconv.Quote for the printable ASCII texts found in config files; JSON quoting is close enough beyond,
+ * with DEL, C1 and U+2028/2029 escaped too (JSON leaves them raw), and a long value cut (its length said).
+ */
 export function goQuote(s: string): string {
-  return JSON.stringify(s);
+  const quoted = JSON.stringify(s.length > QUOTE_MAX ? s.slice(0, QUOTE_MAX) : s).replace(
+    /[\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+  return s.length > QUOTE_MAX ? `${quoted}… (${s.length} characters)` : quoted;
 }

@@ -3,6 +3,7 @@
  * IPNet.String), so the subnets and routes flannel hands to its delegate read exactly as upstream's.
  * Kept inside src/cni because the plugin imports nothing from the daemon side.
  */
+import { boundText } from "../text/untrusted-text.js";
 
 /** An address as 4 bytes (IPv4) or 16 bytes (IPv6, possibly IPv4-mapped). */
 export type IpBytes = Uint8Array;
@@ -87,7 +88,7 @@ export function parseGoCidr(s: string): GoIpNet {
   const bits = ip?.length === 4 ? 32 : 128;
   // Go's dtoi: decimal digits only, leading zeros allowed.
   const prefix = /^[0-9]{1,8}$/.test(maskText) ? Number(maskText) : -1;
-  if (!ip || prefix < 0 || prefix > bits) throw new Error(`invalid CIDR address: ${s}`);
+  if (!ip || prefix < 0 || prefix > bits) throw new Error(`invalid CIDR address: ${boundText(s, 100)}`);
   const network = new Uint8Array(ip);
   for (let bit = prefix; bit < bits; bit++) network[bit >> 3]! &= ~(0x80 >> (bit & 7));
   return { ip, network, prefix, bits };
@@ -136,6 +137,7 @@ export function formatNetwork(net: GoIpNet): string {
   return formatGoIpNet(net.network, net.prefix, net.bits);
 }
 
-export function sameNetwork(a: GoIpNet, b: GoIpNet): boolean {
-  return a.prefix === b.prefix && a.bits === b.bits && a.network.every((x, i) => x === b.network[i]);
+/** Equal for two networks exactly when they are the same (bits, prefix, masked address): a Set key. */
+export function networkKey(net: GoIpNet): string {
+  return `${net.bits}/${net.prefix}/${net.network.join(".")}`;
 }

@@ -3,6 +3,7 @@
  * relies on: keys match struct fields case-insensitively (the last match wins), null leaves a field at its
  * default, and a value of the wrong JSON type is an error.
  */
+import { boundText } from "../text/untrusted-text.js";
 import { CniError, ErrorCode } from "./cni-error.js";
 
 export const defaultSubnetFile = "/run/flannel/subnet.env";
@@ -66,17 +67,42 @@ function objectField(doc: JsonObject, field: string, struct: string): JsonObject
   return v;
 }
 
+/**
+ * Deeper than any network config nests; Go's decoder stops at 10,000 ("exceeded max depth"), and our
+ * Go-style JSON printer recurses, so past a few thousand levels it would overflow the stack.
+ */
+const MAX_DEPTH = 1000;
+
+/** Whether `value` nests deeper than `max` (arrays and objects), walked without recursion. */
+function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== "object" || v === null) continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 /** stdin as a JSON object, or the CNI decoding error upstream's skeleton reports. */
 export function parseConfigDocument(stdin: string): JsonObject {
   let doc: unknown;
   try {
     doc = JSON.parse(stdin);
   } catch (err) {
-    const why = stdin.trim() === "" ? "unexpected end of JSON input" : (err as Error).message;
+    const why = stdin.trim() === "" ? "unexpected end of JSON input" : boundText((err as Error).message, 200);
     throw new CniError(
       ErrorCode.decodingFailure,
       `error unmarshall network config: ${why}`,
       "stdin must hold the network configuration as JSON; the container runtime passes it (check the .conf/.conflist file)",
+    );
+  }
+  if (nestsDeeperThan(doc, MAX_DEPTH)) {
+    throw new CniError(
+      ErrorCode.decodingFailure,
+      "error unmarshall network config: exceeded max depth",
+      `the network config nests deeper than ${MAX_DEPTH} levels`,
     );
   }
   if (!isObject(doc)) {
@@ -101,7 +127,11 @@ export function validatedNetworkName(doc: JsonObject): string {
   }
   if (name === "") throw new CniError(ErrorCode.invalidNetworkConfig, "missing network name");
   if (!validName.test(name)) {
-    throw new CniError(ErrorCode.invalidNetworkConfig, "invalid characters found in network name", name);
+    throw new CniError(
+      ErrorCode.invalidNetworkConfig,
+      "invalid characters found in network name",
+      boundText(name, 300),
+    );
   }
   return name;
 }

@@ -4,6 +4,7 @@
  * Each command's module is loaded only when it runs: a plugin starts once per pod, and every module
  * the ESM loader resolves costs start-up time.
  */
+import { boundText } from "../text/untrusted-text.js";
 import { type CniEnv, readCniEnv, validateContainerID, validateInterfaceName } from "./cni-env.js";
 import { CniError, ErrorCode } from "./cni-error.js";
 import { requireSupportedVersion, requireVersionFor, versionInfoJson } from "./cni-version.js";
@@ -54,6 +55,6 @@ async function dispatch(env: CniEnv, doc: Record<string, unknown>, version: stri
     case "STATUS":
       return (await import("./command-status.js")).commandStatus(env, conf);
     default:
-      throw new CniError(ErrorCode.invalidEnvironment, `unknown CNI_COMMAND: ${env.command}`);
+      throw new CniError(ErrorCode.invalidEnvironment, `unknown CNI_COMMAND: ${boundText(env.command)}`);
   }
 }

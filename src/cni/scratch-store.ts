@@ -5,7 +5,6 @@
 import {
   closeSync,
   fsyncSync,
-  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -14,6 +13,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
+import { makeDirectories } from "../fs/make-directories.js";
 import { errnoCode } from "./go-errors.js";
 
 export function scratchPath(dataDir: string, containerID: string): string {
@@ -26,18 +26,20 @@ function writeAll(fd: number, data: Buffer): void {
 }
 
 export function saveScratch(dataDir: string, containerID: string, bytes: string): void {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  makeDirectories(dataDir, 0o700);
   const path = scratchPath(dataDir, containerID);
-  // Container IDs start with an alphanumeric, so a dot-name can never collide with a real entry.
-  const temp = scratchPath(dataDir, `.${containerID}.${process.pid}.tmp`);
+  // Container IDs start with an alphanumeric, so a dot-name can never collide with a real entry. The
+  // name does not contain the ID: an ID of up to 255 bytes (a file name's limit) must work, as upstream's.
+  // The pid keeps concurrent plugins apart.
+  const temp = scratchPath(dataDir, `.${process.pid}.tmp`);
   const fd = openSync(temp, "w", 0o600);
   try {
-    writeAll(fd, Buffer.from(bytes, "utf8"));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
+    try {
+      writeAll(fd, Buffer.from(bytes, "utf8"));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(temp, path);
   } catch (err) {
     removeQuietly(temp);
@@ -52,7 +54,8 @@ export function readScratch(dataDir: string, containerID: string): Buffer | unde
     return readFileSync(scratchPath(dataDir, containerID));
   } catch (err) {
     const code = errnoCode(err);
-    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+    // ENAMETOOLONG: no file can have this name, so none was saved.
+    if (code === "ENOENT" || code === "ENOTDIR" || code === "ENAMETOOLONG") return undefined;
     throw err;
   }
 }

@@ -3,12 +3,15 @@ import { readSync } from "node:fs";
 import { errnoCode } from "./go-errors.js";
 
 const maxWaitMs = 60_000;
+/** A network config is kilobytes; a stdin that never ends (/dev/zero) must fail, not fill memory. */
+export const STDIN_MAX_BYTES = 16 * 1024 * 1024;
 
 export function readStdin(): string {
   const chunks: Buffer[] = [];
   const buf = Buffer.alloc(64 * 1024);
   let sleeper: Int32Array | undefined;
   const deadline = Date.now() + maxWaitMs;
+  let total = 0;
   for (;;) {
     let n: number;
     try {
@@ -27,6 +30,10 @@ export function readStdin(): string {
     }
     if (n === 0) break;
     chunks.push(Buffer.from(buf.subarray(0, n)));
+    total += n;
+    if (total > STDIN_MAX_BYTES) {
+      throw new Error(`the network config on stdin is larger than ${STDIN_MAX_BYTES} bytes`);
+    }
   }
   return Buffer.concat(chunks).toString("utf8");
 }

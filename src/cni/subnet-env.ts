@@ -3,9 +3,10 @@
  * of a repeated key wins, networks may be comma-separated lists (duplicates dropped). Errors carry Go's
  * wording so the operator sees what upstream would have shown.
  */
-import { readFileSync } from "node:fs";
+import { readSmallFile } from "../fs/read-small-file.js";
+import { boundText } from "../text/untrusted-text.js";
 import { goPathError, goQuote } from "./go-errors.js";
-import { type GoIpNet, parseGoCidr, sameNetwork } from "./ip-cidr.js";
+import { type GoIpNet, networkKey, parseGoCidr } from "./ip-cidr.js";
 
 export interface FlannelSubnetEnv {
   readonly networks: readonly GoIpNet[];
@@ -16,22 +17,22 @@ export interface FlannelSubnetEnv {
   readonly ipMasq: boolean;
 }
 
-/** Thrown when subnet.env is missing, unreadable or incomplete; `missing` is set when it does not exist. */
+/** Thrown when subnet.env is missing, unreadable or incomplete. */
 export class SubnetEnvError extends Error {
-  readonly missing: boolean;
-
-  constructor(message: string, missing: boolean) {
+  constructor(message: string) {
     super(message);
     this.name = "SubnetEnvError";
-    this.missing = missing;
   }
 }
 
 function parseNetworkList(value: string): GoIpNet[] {
   const out: GoIpNet[] = [];
+  const seen = new Set<string>(); // linear: a list of thousands must not cost seconds per pod
   for (const cidr of value.split(",")) {
     const net = parseGoCidr(cidr);
-    if (!out.some((seen) => sameNetwork(seen, net))) out.push(net);
+    const key = networkKey(net);
+    if (!seen.has(key)) out.push(net);
+    seen.add(key);
   }
   return out;
 }
@@ -60,7 +61,8 @@ export function parseSubnetEnv(text: string, path: string): FlannelSubnetEnv {
     const key = eq < 0 ? line : line.slice(0, eq);
     const value = line.slice(eq + 1);
     // Upstream's Go plugin crashes on a known key without "="; say what is wrong instead.
-    if (eq < 0 && keys.has(key)) throw new Error(`${path}: line ${index + 1}: ${key} has no "=value"`);
+    if (eq < 0 && keys.has(key))
+      throw new Error(`${boundText(path, 300)}: line ${index + 1}: ${key} has no "=value"`);
     switch (key) {
       case "FLANNEL_NETWORK":
         networks = parseNetworkList(value);
@@ -89,7 +91,7 @@ export function parseSubnetEnv(text: string, path: string): FlannelSubnetEnv {
   if (mtu === undefined) missing.push("FLANNEL_MTU");
   if (ipMasq === undefined) missing.push("FLANNEL_IPMASQ");
   if (missing.length > 0 || mtu === undefined || ipMasq === undefined) {
-    throw new Error(`${path} is missing ${missing.join(", ")}`);
+    throw new Error(`${boundText(path, 300)} is missing ${missing.join(", ")}`);
   }
   return { networks, subnet, ipv6Networks, ipv6Subnet, mtu, ipMasq };
 }
@@ -103,18 +105,20 @@ const keys = new Set([
   "FLANNEL_IPMASQ",
 ]);
 
+/** subnet.env is a few lines; a path to /dev/zero or a huge file must fail, not fill memory. */
+const SUBNET_ENV_MAX_BYTES = 1024 * 1024;
+
 /** Loads and parses; every failure is a SubnetEnvError whose text reads like upstream's. */
 export function loadSubnetEnv(path: string): FlannelSubnetEnv {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readSmallFile(path, SUBNET_ENV_MAX_BYTES).toString("utf8");
   } catch (err) {
-    const missing = (err as { code?: string }).code === "ENOENT";
-    throw new SubnetEnvError(goPathError(err, "open", path), missing);
+    throw new SubnetEnvError(goPathError(err, "open", path));
   }
   try {
     return parseSubnetEnv(text, path);
   } catch (err) {
-    throw new SubnetEnvError((err as Error).message, false);
+    throw new SubnetEnvError((err as Error).message);
   }
 }

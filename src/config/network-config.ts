@@ -1,6 +1,7 @@
 /**
  * The network config flannel keeps at <prefix>/config (or net-conf.json in kube mode), with flannel's
  * defaults and validation rules. Parsing is pure: text in, a complete config or one ConfigError out.
+ * Values quoted in errors go through describeValue: bounded, control characters escaped, never walked.
  */
 import { formatIP, type IPAddress, type IPFamily, parseIP } from "../ip/ip-address.js";
 import {
@@ -12,6 +13,7 @@ import {
   nextNetwork,
   parseCIDR,
 } from "../ip/ip-network.js";
+import { boundText, describeValue } from "../text/untrusted-text.js";
 import { UserError } from "../user-error.js";
 import { isPlainObject, JsonFields } from "./json-fields.js";
 
@@ -50,7 +52,7 @@ export function parseNetworkConfig(text: string): NetworkConfig {
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError(`not valid JSON (${(err as Error).message})`);
+    throw new ConfigError(`not valid JSON (${boundText((err as Error).message, 200)})`);
   }
   if (!isPlainObject(parsed)) throw new ConfigError("expected a JSON object");
   const fields = new JsonFields(parsed);
@@ -107,7 +109,15 @@ function readFamily(fields: JsonFields, family: IPFamily, keys: FamilyKeys): Fam
   const network = typeof networkValue === "string" ? parseCIDR(networkValue) : undefined;
   if (!network || network.family !== family) {
     throw new ConfigError(
-      `${keys.network} ${JSON.stringify(networkValue)} is not an IPv${family} network in CIDR form (e.g. "${example}")`,
+      `${keys.network} ${describeValue(networkValue)} is not an IPv${family} network in CIDR form (e.g. "${example}")`,
+    );
+  }
+  // flannel takes a zero network with prefix 0 for "no Network" ("please define a correct Network
+  // parameter"); any /0 is that one once its host bits are masked.
+  if (network.prefixLen === 0) {
+    throw new ConfigError(
+      `${keys.network} ${formatCIDR(network)} is every address, not a pod network (flannel rejects it too); ` +
+        `give a range such as "${example}"`,
     );
   }
 
@@ -160,7 +170,7 @@ function readBoundary(
   if (value === undefined) return undefined;
   const ip = typeof value === "string" ? parseIP(value) : undefined;
   if (!ip || ip.family !== network.family) {
-    throw new ConfigError(`${key} ${JSON.stringify(value)} is not an IPv${network.family} address`);
+    throw new ConfigError(`${key} ${describeValue(value)} is not an IPv${network.family} address`);
   }
   if (!networkContains(network, ip)) {
     throw new ConfigError(`${key} ${formatIP(ip)} is not inside the network ${formatCIDR(network)}`);
@@ -175,7 +185,7 @@ function readBool(fields: JsonFields, key: string, fallback: boolean): boolean {
   const value = fields.get(key);
   if (value === undefined) return fallback;
   if (typeof value !== "boolean")
-    throw new ConfigError(`${key} must be true or false, not ${JSON.stringify(value)}`);
+    throw new ConfigError(`${key} must be true or false, not ${describeValue(value)}`);
   return value;
 }
 
@@ -183,7 +193,7 @@ function readUint(fields: JsonFields, key: string): number | undefined {
   const value = fields.get(key);
   if (value === undefined) return undefined;
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {
-    throw new ConfigError(`${key} must be a whole number such as 24, not ${JSON.stringify(value)}`);
+    throw new ConfigError(`${key} must be a whole number such as 24, not ${describeValue(value)}`);
   }
   return value;
 }

@@ -235,9 +235,8 @@ export class Daemon {
       });
       this.log.info(`wrote ${path}`);
     } catch (err) {
-      this.log.error(
-        `cannot write ${path}: ${describeError(err)} (pods on this host cannot start until it exists)`,
-      );
+      // As flanneld: keep serving the peers; the CNI plugin tells each pod where to look.
+      this.log.error(`${describeError(err)}; pods on this host cannot start until it is written`);
     }
   }
 

@@ -4,6 +4,8 @@
  * non-flag argument or "--". A flag not given on the command line is taken from FLANNELD_<FLAG> in the
  * environment (dashes become underscores, upper case), as flanneld's flagutil does.
  */
+import { parseIP } from "../ip/ip-address.js";
+import { boundText, describeValue } from "../text/untrusted-text.js";
 import { UserError } from "../user-error.js";
 
 type FlagKind = "string" | "bool" | "int" | "list";
@@ -229,14 +231,24 @@ function convert(spec: FlagSpec, raw: string, source: string): FlagValue {
     case "bool":
       if (GO_TRUE.has(raw)) return true;
       if (GO_FALSE.has(raw)) return false;
-      throw new FlagError(`invalid boolean value ${JSON.stringify(raw)} for ${source}: use true or false`);
+      throw new FlagError(`invalid boolean value ${describeValue(raw)} for ${source}: use true or false`);
     case "int": {
       // Go's strconv.ParseInt(s, 0, 64): decimal, 0x hex, 0o/0 octal, 0b binary, optional sign.
       const match = /^([+-]?)(0x[0-9a-f_]+|0o[0-7_]+|0b[01_]+|0[0-7_]*|[1-9][0-9_]*)$/i.exec(raw);
-      if (!match) throw new FlagError(`invalid number ${JSON.stringify(raw)} for ${source}`);
+      if (!match) throw new FlagError(`invalid number ${describeValue(raw)} for ${source}`);
       const body = match[2]!.replace(/_/g, "");
-      const magnitude = /^0[0-7]+$/.test(body) ? Number.parseInt(body, 8) : Number(body);
-      return match[1] === "-" ? -magnitude : magnitude;
+      let magnitude: bigint;
+      try {
+        magnitude = BigInt(/^0[0-7]+$/.test(body) ? `0o${body.slice(1)}` : body);
+      } catch {
+        throw new FlagError(`invalid number ${describeValue(raw)} for ${source}`); // "0x_": no digits
+      }
+      // Go refuses what int64 cannot hold; so do we, and beyond 2^53, which a JS number cannot hold
+      // exactly (no flag means anything near either).
+      if (magnitude > BigInt(Number.MAX_SAFE_INTEGER)) {
+        throw new FlagError(`invalid number ${describeValue(raw)} for ${source}: value out of range`);
+      }
+      return match[1] === "-" ? -Number(magnitude) : Number(magnitude);
     }
     case "list":
       return [raw];
@@ -264,11 +276,11 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv): Fla
     if (!arg.startsWith("-") || arg === "-") break;
     const body = arg.startsWith("--") ? arg.slice(2) : arg.slice(1);
     if (body === "" || body.startsWith("-") || body.startsWith("="))
-      throw new FlagError(`bad flag syntax: ${arg}`);
+      throw new FlagError(`bad flag syntax: ${boundText(arg)}`);
     const eq = body.indexOf("=");
     const name = eq < 0 ? body : body.slice(0, eq);
     const spec = FLAG_SPECS.find((s) => s.name === name);
-    if (!spec) throw new FlagError(`flag provided but not defined: -${name}`);
+    if (!spec) throw new FlagError(`flag provided but not defined: -${boundText(name)}`);
     if (eq >= 0) set(spec, body.slice(eq + 1), `-${name}`);
     else if (spec.kind === "bool") set(spec, "true", `-${name}`);
     else {
@@ -283,7 +295,28 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv): Fla
     const raw = env[key];
     if (raw !== undefined && raw !== "") set(spec, raw, key);
   }
-  return new Flags(values, argv.slice(i));
+  const flags = new Flags(values, argv.slice(i));
+  checkValues(flags);
+  return flags;
+}
+
+/**
+ * Values Go's flag package accepts but that cannot work, refused up front with the flag's name (rather
+ * than as Node's internal error, or a DNS lookup of the "IP", when the server starts).
+ */
+function checkValues(flags: Flags): void {
+  const port = flags.int("healthz-port");
+  if (!Number.isSafeInteger(port) || port < 0 || port > 65535) {
+    throw new FlagError(
+      `--healthz-port ${describeValue(port)} is not a TCP port: use 1 to 65535, or 0 for none`,
+    );
+  }
+  const ip = flags.string("healthz-ip");
+  if (ip !== "" && !parseIP(ip)) {
+    throw new FlagError(
+      `--healthz-ip ${describeValue(ip)} is not an IP address: use one of this host's addresses, or 0.0.0.0 for all`,
+    );
+  }
 }
 
 export function usage(program: string): string {

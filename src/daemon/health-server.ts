@@ -27,15 +27,26 @@ export async function startHealthServer(host: string, port: number, source: Heal
     }
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", (err: NodeJS.ErrnoException) =>
-      reject(
-        new UserError(
-          `cannot serve health checks on ${host}:${port}: ${err.code ?? err.message}`,
-          "choose another --healthz-port",
-        ),
-      ),
-    );
+    server.once("error", (err: NodeJS.ErrnoException) => reject(listenError(host, port, err)));
     server.listen(port, host, () => resolve());
   });
   return server;
+}
+
+/** What the operator can do about a failed listen depends on why: the port, or the address. */
+function listenError(host: string, port: number, err: NodeJS.ErrnoException): UserError {
+  const where = `cannot serve health checks on ${host.includes(":") ? `[${host}]` : host}:${port}`;
+  switch (err.code) {
+    case "EADDRINUSE":
+      return new UserError(`${where}: the port is in use`, "choose another --healthz-port");
+    case "EACCES":
+      return new UserError(`${where}: permission denied`, "choose a --healthz-port of 1024 or more");
+    case "EADDRNOTAVAIL":
+      return new UserError(
+        `${where}: no interface of this host has that address`,
+        "choose one of this host's addresses for --healthz-ip, or 0.0.0.0",
+      );
+    default:
+      return new UserError(`${where}: ${err.code ?? err.message}`, "check --healthz-ip and --healthz-port");
+  }
 }

@@ -1,4 +1,12 @@
-/** klog-style lines ("I1123 11:27:39.123456 4242 weftd] ..."), so flannel's log tooling reads ours. */
+/**
+ * klog-style lines ("I1123 11:27:39.123456 4242 weftd] ..."), so flannel's log tooling reads ours.
+ * Every message is escaped and bounded here, whatever its parts were: a control character from a config
+ * value or a lease cannot start a forged line, and no value makes a line of megabytes.
+ */
+import { boundText } from "../text/untrusted-text.js";
+
+/** Longer than any message weftd means to write; what is cut is said (boundText). */
+export const LOG_MESSAGE_MAX = 8192;
 
 export type LogLevel = "I" | "W" | "E";
 
@@ -19,7 +27,7 @@ export function createLogger(
   write: (line: string) => void = (l) => process.stderr.write(l),
 ): Logger {
   const line = (level: LogLevel, message: string) =>
-    write(`${level}${stamp(new Date())} ${process.pid} weftd] ${message}\n`);
+    write(`${level}${stamp(new Date())} ${process.pid} weftd] ${boundText(message, LOG_MESSAGE_MAX)}\n`);
   return {
     info: (message, v = 0) => {
       if (v <= verbosity) line("I", message);

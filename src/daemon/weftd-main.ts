@@ -5,10 +5,11 @@
  * cost in speed (BENCHMARKS.md); the lab and the benchmarks start weftd with the flags of this line.
  */
 import { readFileSync } from "node:fs";
+import { boundText } from "../text/untrusted-text.js";
 import { describeError } from "../user-error.js";
 import { Daemon } from "./daemon.js";
 import { type Flags, parseFlags, usage } from "./flags.js";
-import { createLogger } from "./logger.js";
+import { createLogger, LOG_MESSAGE_MAX } from "./logger.js";
 import { systemdNotifier } from "./sd-notify.js";
 
 function version(): string {
@@ -19,7 +20,8 @@ function version(): string {
 }
 
 function fail(message: string): never {
-  process.stderr.write(`weftd: ${message}\n`);
+  // Before the logger exists, the same defence: a flag's value is escaped and bounded.
+  process.stderr.write(`weftd: ${boundText(message, LOG_MESSAGE_MAX)}\n`);
   process.exit(1);
 }
 

@@ -3,9 +3,10 @@
  * clientcmd.BuildConfigFromFlags(--kube-api-url, --kubeconfig-file) does: a kubeconfig (its current
  * context), with --kube-api-url overriding its server; with neither, the in-cluster service account.
  */
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { readSmallFile } from "../fs/read-small-file.js";
 import { boundText } from "../text/untrusted-text.js";
+import { requirePemCertificates } from "../tls/pem-files.js";
 import { UserError } from "../user-error.js";
 import type { ExecPluginConfig } from "./exec-credential.js";
 
@@ -66,6 +67,11 @@ async function inClusterConnection(env: NodeJS.ProcessEnv, dir: string): Promise
   }
   const tokenFile = join(dir, "token");
   const ca = await readOrFail(join(dir, "ca.crt"), "the service account CA");
+  requirePemCertificates(
+    ca,
+    `the service account CA ${join(dir, "ca.crt")}`,
+    "check the pod's volume mounts",
+  );
   await readOrFail(tokenFile, "the service account token");
   const hostPart = host.includes(":") ? `[${host}]` : host;
   return {
@@ -82,7 +88,7 @@ async function inClusterConnection(env: NodeJS.ProcessEnv, dir: string): Promise
 
 export async function readOrFail(path: string, what: string): Promise<Buffer> {
   try {
-    return await readFile(path);
+    return readSmallFile(path, 16 * 1024 * 1024); // bounded, never blocking: not /dev/zero or a FIFO
   } catch (err) {
     throw new UserError(
       `cannot read ${what} ${boundText(path, 300)}: ${(err as NodeJS.ErrnoException).code ?? boundText((err as Error).message, 200)}`,

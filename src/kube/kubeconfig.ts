@@ -5,6 +5,7 @@
  */
 import { dirname, isAbsolute, join } from "node:path";
 import { boundText } from "../text/untrusted-text.js";
+import { requirePemCertificates } from "../tls/pem-files.js";
 import { UserError } from "../user-error.js";
 import {
   EXEC_API_VERSIONS,
@@ -160,6 +161,12 @@ export async function loadKubeconfig(file: string): Promise<KubeConnection> {
       "fix the file",
     );
   const ca = await dataOrFile(cluster, "certificate-authority-data", "certificate-authority", "the CA");
+  if (ca)
+    requirePemCertificates(
+      ca,
+      `the CA of cluster ${boundText(String(clusterName))} in ${file}`,
+      "fix the file",
+    );
   const insecureSkipTlsVerify = cluster.bool("insecure-skip-tls-verify");
   const connection: KubeConnection = {
     server: checkUrl(server, `the server in ${file}`),

@@ -2,10 +2,13 @@
  * /run/flannel/subnet.env, which the CNI plugin and other tools read. The text is byte-identical to what
  * flanneld writes for the same lease; the file is replaced atomically so readers never see half of it.
  */
-import { mkdir, open, readFile, rename } from "node:fs/promises";
+import { open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { makeDirectories } from "../fs/make-directories.js";
+import { readSmallFile } from "../fs/read-small-file.js";
 import { formatIP } from "../ip/ip-address.js";
 import { firstHost, formatCIDR, type IPNetwork, parseCIDR } from "../ip/ip-network.js";
+import { UserError } from "../user-error.js";
 
 export interface SubnetEnv {
   readonly network: IPNetwork | undefined;
@@ -32,19 +35,38 @@ export function formatSubnetEnv(env: SubnetEnv): string {
   return `${text}FLANNEL_MTU=${env.mtu}\nFLANNEL_IPMASQ=${env.ipMasq}\n`;
 }
 
-/** Writes via a hidden temp file in the same directory, fsynced, then renamed over the target. */
+/**
+ * Writes via a hidden temp file in the same directory (flanneld's name, `.<file>`), fsynced, then renamed
+ * over the target. Fails with one UserError naming the file; the temp file never stays behind.
+ */
 export async function writeSubnetEnv(path: string, env: SubnetEnv): Promise<void> {
   const dir = dirname(path);
-  await mkdir(dir, { recursive: true, mode: 0o755 });
   const temp = join(dir, `.${basename(path)}`);
-  const file = await open(temp, "w", 0o644);
+  let tempCreated = false;
   try {
-    await file.writeFile(formatSubnetEnv(env));
-    await file.sync();
-  } finally {
-    await file.close();
+    makeDirectories(dir, 0o755);
+    const file = await open(temp, "w", 0o644);
+    tempCreated = true;
+    try {
+      await file.writeFile(formatSubnetEnv(env));
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(temp, path);
+  } catch (err) {
+    if (tempCreated) await unlink(temp).catch(() => undefined);
+    throw subnetFileError(path, err);
   }
-  await rename(temp, path);
+}
+
+function subnetFileError(path: string, err: unknown): UserError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const reason = code === "EISDIR" ? "it is a directory" : ((err as Error).message ?? String(err));
+  return new UserError(
+    `cannot write the subnet file ${path}: ${reason}`,
+    "point --subnet-file at a file in a writable directory (default /run/flannel/subnet.env)",
+  );
 }
 
 /** The subnets a previous run wrote, used to ask for the same ones again; undefined parts when absent. */
@@ -53,7 +75,8 @@ export async function readPreviousSubnets(
 ): Promise<{ subnet: IPNetwork | undefined; ipv6Subnet: IPNetwork | undefined }> {
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    // Bounded and non-blocking: a --subnet-file of /dev/zero or a FIFO must not hang weftd's start.
+    text = readSmallFile(path, 1024 * 1024).toString("utf8");
   } catch {
     return { subnet: undefined, ipv6Subnet: undefined };
   }

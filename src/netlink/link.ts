@@ -65,6 +65,7 @@ import {
   RTM_NEWLINK,
   VETH_INFO_PEER,
 } from "./constants.js";
+import { decodeIptun, type IptunInfo, iptunAttrs } from "./iptun.js";
 import { encodeMessage, type NetlinkMessage } from "./message.js";
 
 /** A device by ifindex or by name (the kernel looks names up itself). */
@@ -117,6 +118,8 @@ export interface Link {
   slaveKind: string | undefined;
   txqlen: number | undefined;
   vxlan: VxlanInfo | undefined;
+  /** Tunnel parameters of an "ipip" device. */
+  iptun?: IptunInfo;
 }
 
 interface LinkCommon {
@@ -140,7 +143,8 @@ export type LinkSpec =
        */
       peer: { name: string; mac?: string; mtu?: number; netns?: string; netnsFd?: number };
     })
-  | (LinkCommon & { kind: "vxlan"; vxlan: VxlanInfo });
+  | (LinkCommon & { kind: "vxlan"; vxlan: VxlanInfo })
+  | (LinkCommon & { kind: "ipip"; iptun: IptunInfo });
 
 /** Attributes to change on an existing device. */
 export interface LinkChanges {
@@ -212,8 +216,15 @@ function commonAttrs(spec: { mtu?: number; mac?: string; masterIndex?: number; t
 
 /** RTM_NEWLINK creating a device; NLM_F_EXCL makes an existing name fail with EEXIST. */
 export function encodeLinkAdd(spec: LinkSpec, flags = NLM_F_CREATE | NLM_F_EXCL): Buffer {
-  const info: Attr[] = [stringAttr(IFLA_INFO_KIND, spec.kind)];
+  // The kernel takes the kind with or without a NUL; ipip's is sent as iproute2 sends it (no NUL), so
+  // its request is byte for byte iproute2's (test/fixtures/ipip-link-add.hex).
+  const info: Attr[] = [
+    spec.kind === "ipip"
+      ? bytesAttr(IFLA_INFO_KIND, Buffer.from(spec.kind, "ascii"))
+      : stringAttr(IFLA_INFO_KIND, spec.kind),
+  ];
   if (spec.kind === "vxlan") info.push(nestAttr(IFLA_INFO_DATA, vxlanAttrs(spec.vxlan)));
+  if (spec.kind === "ipip") info.push(nestAttr(IFLA_INFO_DATA, iptunAttrs(spec.iptun)));
   if (spec.kind === "veth") {
     const peer = spec.peer;
     const peerAttrs: Attr[] = [stringAttr(IFLA_IFNAME, peer.name), ...commonAttrs(peer)];
@@ -307,6 +318,7 @@ export function decodeLink(message: NetlinkMessage): Link {
   let kind: string | undefined;
   let slaveKind: string | undefined;
   let vxlan: VxlanInfo | undefined;
+  let iptun: IptunInfo | undefined;
   const linkinfo = a.get(IFLA_LINKINFO);
   if (linkinfo !== undefined) {
     const info = attrMap(linkinfo);
@@ -316,6 +328,7 @@ export function decodeLink(message: NetlinkMessage): Link {
     if (sk !== undefined) slaveKind = attrString(sk);
     const data = info.get(IFLA_INFO_DATA);
     if (kind === "vxlan" && data !== undefined) vxlan = decodeVxlan(data);
+    if (kind === "ipip" && data !== undefined) iptun = decodeIptun(data);
   }
   const mac = a.get(IFLA_ADDRESS);
   const oper = a.get(IFLA_OPERSTATE)?.[0];
@@ -339,5 +352,6 @@ export function decodeLink(message: NetlinkMessage): Link {
     slaveKind,
     txqlen: u32(IFLA_TXQLEN),
     vxlan,
+    ...(iptun ? { iptun } : {}),
   };
 }

@@ -1,9 +1,10 @@
 /**
  * Which peer leases weft routes. Every host can write any key under <prefix>/subnets/, so a key is
  * routed only if its subnet is one a peer can really hold: a block of the configured length inside the
- * Network (per family), apart from our own subnet and from every network the host reaches directly.
- * Otherwise one bad key could replace the host's route to its own underlay (and so to etcd), hijack part
- * of our pods' subnet, or draw traffic for addresses outside the Network. Pure.
+ * Network (per family), apart from our own subnet, from every network the host reaches directly, and
+ * claimed by no other lease. Otherwise one bad key could replace the host's route to its own underlay
+ * (and so to etcd), hijack part of our pods' or a peer's subnet, or draw traffic for addresses outside
+ * the Network. Pure.
  */
 import { formatCIDR, type IPNetwork, networkContainsNetwork, networksOverlap } from "../ip/ip-network.js";
 import type { Lease } from "../lease/lease.js";
@@ -14,7 +15,7 @@ export interface FamilyScope {
   readonly subnetLen: number | undefined;
 }
 
-/** A network the host reaches without weft: a link route of the host, e.g. eth0's or docker0's. */
+/** A network the host reaches without weft: an interface address's network or a link route (eth0, docker0). */
 export interface HostNetwork {
   readonly network: IPNetwork;
   readonly dev: string;

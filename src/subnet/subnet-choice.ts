@@ -95,11 +95,20 @@ export function chooseFreeSubnet(
   return free[Math.floor(random() * free.length)];
 }
 
-/** Subnets held by the given leases, split by family. */
-export function takenBy(held: Iterable<SubnetPair>): { v4: TakenSubnets; v6: TakenSubnets } {
+/**
+ * Subnets held by the given leases, split by family. A key that covers the whole Network (anyone can
+ * write `10.244.0.0-16`) is no claim a host could hold: counting it would leave no subnet for any new
+ * host, so it is passed over here (and refused for routing by the lease scope rule).
+ */
+export function takenBy(
+  held: Iterable<SubnetPair>,
+  config?: Pick<NetworkConfig, "ipv4" | "ipv6">,
+): { v4: TakenSubnets; v6: TakenSubnets } {
   const list = [...held];
+  const claim = (net: IPNetwork | undefined, family: FamilyConfig | undefined) =>
+    net && family && networkContainsNetwork(net, family.network) ? undefined : net;
   return {
-    v4: new TakenSubnets(list.map((l) => l.subnet)),
-    v6: new TakenSubnets(list.map((l) => l.ipv6Subnet)),
+    v4: new TakenSubnets(list.map((l) => claim(l.subnet, config?.ipv4))),
+    v6: new TakenSubnets(list.map((l) => claim(l.ipv6Subnet, config?.ipv6))),
   };
 }

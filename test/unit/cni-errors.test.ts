@@ -104,14 +104,16 @@ describe("flannel CNI plugin errors", () => {
     assert.deepEqual(box.savedFiles(), []);
   });
 
-  it("missing subnet.env names the file and where to look", () => {
+  it("missing subnet.env names the file and where to look, and asks whether weftd runs", () => {
     const missing = join(box.dir, "nope.env");
     const run = runFlannel(box.env("ADD"), box.config({ subnetFile: missing }));
-    assertCniError(
+    const e = assertCniError(
       run,
       999,
       `failed to load flannel 'subnet.env' file: open ${missing}: no such file or directory. Check the flannel pod log for this node.`,
     );
+    // The hint rides in details, which upstream leaves empty, so upstream's code and msg stay as they are.
+    assert.match(e.details ?? "", /is weftd running on this node/);
   });
 
   it("subnet.env that is a directory", () => {

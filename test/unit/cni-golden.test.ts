@@ -57,6 +57,15 @@ function parseGolden(text: string): GoldenCase {
   };
 }
 
+/**
+ * Our error with a "details" line taken out when upstream's has none: weft may add a hint there (runtimes
+ * show "<msg>; <details>", so upstream's message stays a prefix), but code, msg and layout must be upstream's.
+ */
+function withoutAddedDetails(ours: string, upstream: string): string {
+  if (upstream.includes('"details"')) return ours;
+  return ours.replace(/,\n {4}"details": "(?:[^"\\]|\\.)*"\n\}$/, "\n}");
+}
+
 const files = readdirSync(goldenDir).filter((f) => f.endsWith(".txt"));
 
 describe("flannel CNI plugin matches upstream v1.9.1", () => {
@@ -88,7 +97,8 @@ describe("flannel CNI plugin matches upstream v1.9.1", () => {
       assert.equal(add.status, golden.exitCode, `exit code; stdout: ${add.stdout}; stderr: ${add.stderr}`);
 
       if (golden.errorStdout !== undefined) {
-        assert.equal(add.stdout, golden.errorStdout.split(originalSubnetFile).join(subnetFile));
+        const expected = golden.errorStdout.split(originalSubnetFile).join(subnetFile);
+        assert.equal(withoutAddedDetails(add.stdout, expected), expected);
         assert.deepEqual(box.calls(), [], "the delegate must not run");
         assert.deepEqual(box.savedFiles(), [], "no dataDir file on error");
         return;

@@ -473,7 +473,7 @@ describe("route ownership", () => {
 });
 
 describe("the host's own networks", () => {
-  it("are its link routes off weft's devices, plus the external interface's networks", async () => {
+  it("are its addresses' networks and link routes off weft's devices, and the external interface's", async () => {
     const route = (dst: string, oif: number, scope: number, gateway?: string) => ({
       family: dst.includes(":") ? 6 : 4,
       dst,
@@ -488,7 +488,20 @@ describe("the host's own networks", () => {
       priority: undefined,
       prefsrc: undefined,
     });
+    const address = (index: number, address: string, prefixlen: number, scope = 0) => ({
+      index,
+      address,
+      prefixlen,
+      scope,
+    });
     const netlink = {
+      addrList: async () => [
+        address(2, "172.30.0.1", 24),
+        address(3, "192.168.5.1", 24),
+        address(4, "10.244.83.0", 32),
+        address(3, "10.9.9.9", 32),
+        address(2, "fe80::1", 64, 253),
+      ],
       linkList: async () => [
         { index: 2, name: "eth0" },
         { index: 3, name: "docker0" },
@@ -508,7 +521,13 @@ describe("the host's own networks", () => {
     const found = await readHostNetworks(netlink as unknown as RtNetlink, ext, ["flannel.1"]);
     assert.deepEqual(
       found.map((h) => `${formatCIDR(h.network)} ${h.dev}`),
-      ["172.30.0.0/24 eth0", "fd30::/64 eth0", "172.17.0.0/16 docker0", "fe80::/64 eth0"],
+      [
+        "172.30.0.0/24 eth0",
+        "fd30::/64 eth0",
+        "192.168.5.0/24 docker0",
+        "172.17.0.0/16 docker0",
+        "fe80::/64 eth0",
+      ],
     );
   });
 });

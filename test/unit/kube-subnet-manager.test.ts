@@ -1,6 +1,7 @@
 // The kube subnet manager against the in-process test API server: waiting for a pod CIDR, refusing a pod
 // CIDR outside Network without writing anything, RBAC and connection errors as one clear line.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -125,6 +126,28 @@ describe("kube subnet manager", { timeout: 60_000 }, () => {
       warnings[0] ?? "",
       /cannot list nodes \(cannot reach the Kubernetes API at https:\/\/127\.0\.0\.1:1: ECONNREFUSED/,
     );
+  });
+
+  test("a --net-config-path that is a FIFO fails at once instead of hanging start-up", async () => {
+    const fifo = join(api.dir, "net-conf.fifo");
+    execFileSync("mkfifo", [fifo]);
+    const manager = await openKubeSubnetManager({
+      apiUrl: "",
+      kubeconfigFile: api.weftKubeconfig,
+      annotationPrefix: "flannel.alpha.coreos.com",
+      netConfigPath: fifo,
+      setNodeNetworkUnavailable: true,
+      env: { NODE_NAME: "x" },
+      log: () => {},
+    });
+    try {
+      await assert.rejects(manager.getNetworkConfig(), (err) => {
+        const text = describeError(err);
+        return text.includes(`cannot read the network config ${fifo}`) && /--net-config-path/.test(text);
+      });
+    } finally {
+      await manager.close();
+    }
   });
 
   test("no NODE_NAME and no POD_NAME: a clear error", async () => {

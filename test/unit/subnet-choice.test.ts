@@ -4,7 +4,7 @@ import { parseNetworkConfig } from "../../src/config/network-config.js";
 import { formatCIDR, parseCIDR } from "../../src/ip/ip-network.js";
 import { encodeLeaseAttrs } from "../../src/lease/lease-json.js";
 import { LeaseTable } from "../../src/subnet/lease-table.js";
-import { chooseFreeSubnet, fitsConfig, TakenSubnets } from "../../src/subnet/subnet-choice.js";
+import { chooseFreeSubnet, fitsConfig, TakenSubnets, takenBy } from "../../src/subnet/subnet-choice.js";
 
 const config = parseNetworkConfig(
   '{"Network":"10.244.0.0/16","SubnetMin":"10.244.7.0","SubnetMax":"10.244.9.0"}',
@@ -24,6 +24,18 @@ describe("choosing a subnet", () => {
     const taken = new TakenSubnets([parseCIDR("10.244.6.0/23")]);
     const chosen = new Set<string>();
     for (let i = 0; i < 50; i++) chosen.add(formatCIDR(chooseFreeSubnet(config.ipv4!, taken, () => i / 50)!));
+    assert.deepEqual([...chosen].sort(), ["10.244.8.0/24", "10.244.9.0/24"]);
+  });
+
+  it("passes over a key that covers the whole Network, which would leave no subnet for anyone", () => {
+    const held = [
+      { subnet: parseCIDR("10.244.0.0/16"), ipv6Subnet: undefined },
+      { subnet: parseCIDR("10.0.0.0/8"), ipv6Subnet: undefined },
+      { subnet: parseCIDR("10.244.7.0/24"), ipv6Subnet: undefined },
+    ];
+    const { v4 } = takenBy(held, config);
+    const chosen = new Set<string>();
+    for (let i = 0; i < 50; i++) chosen.add(formatCIDR(chooseFreeSubnet(config.ipv4!, v4, () => i / 50)!));
     assert.deepEqual([...chosen].sort(), ["10.244.8.0/24", "10.244.9.0/24"]);
   });
 

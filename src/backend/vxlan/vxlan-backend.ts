@@ -15,7 +15,13 @@ import type {
 } from "../backend.js";
 import { PeerStateCache } from "../peer-state-cache.js";
 import { makeVxlanBackendData, readVtepMac } from "./vxlan-backend-data.js";
-import { parseVxlanConfig, type VxlanConfig, vxlanDeviceName, vxlanOverhead } from "./vxlan-config.js";
+import {
+  parseVxlanConfig,
+  type VxlanConfig,
+  vxlanDeviceMtu,
+  vxlanDeviceName,
+  vxlanOverhead,
+} from "./vxlan-config.js";
 import { type VxlanFamilyPlan, vxlanDesiredState } from "./vxlan-desired.js";
 import {
   ensureVtepAddress,
@@ -79,7 +85,7 @@ export class VxlanBackend implements Backend {
       throw new UserError(
         `the external interface ${ext.name} has no IPv${family} address for the vxlan device`,
       );
-    const mtu = this.settings.mtu || ext.mtu - vxlanOverhead(family);
+    const mtu = vxlanDeviceMtu(family, this.settings.mtu, ext);
     return {
       name: device,
       vni: this.settings.vni,

@@ -4,8 +4,9 @@
  * (flannel's /run/flannel/wgkey, or $WIREGUARD_KEY_FILE), so a restart publishes the same public key.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from "node:crypto";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { readFile, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import { makeDirectories } from "../../fs/make-directories.js";
 import { UserError } from "../../user-error.js";
 
 export const DEFAULT_KEY_FILE = "/run/flannel/wgkey";
@@ -74,7 +75,7 @@ export async function loadOrCreateKey(path: string): Promise<KeyPair> {
     return { privateKey, publicKey: publicKeyOf(privateKey), created: false };
   }
   const privateKey = generatePrivateKey();
-  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+  makeDirectories(dirname(path), 0o755); // not Node's recursive mkdir: it spins under /proc
   // Written whole under another name first, so a crash never leaves half a key.
   const partial = `${path}.${process.pid}.tmp`;
   await writeFile(partial, encodeKey(privateKey), { mode: 0o400 });

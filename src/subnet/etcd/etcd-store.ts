@@ -3,7 +3,8 @@
  * gRPC library would cost weftd some 27 MB). Kept small so the manager above it stays readable and so the
  * client could be swapped without touching lease logic.
  */
-import { readFile } from "node:fs/promises";
+import { readSmallFile } from "../../fs/read-small-file.js";
+import { requirePemCertificates, requirePemKey } from "../../tls/pem-files.js";
 import { UserError } from "../../user-error.js";
 import { EtcdGrpc } from "./etcd-grpc.js";
 import {
@@ -44,16 +45,23 @@ export class EtcdStore {
 
   /** Reads the TLS files and sets the client up; etcd itself is first contacted by the first call. */
   static async connect(options: EtcdConnectionOptions): Promise<EtcdStore> {
-    const readOptional = async (path: string | undefined, what: string) => {
+    const readOptional = async (
+      path: string | undefined,
+      what: string,
+      check: typeof requirePemCertificates,
+    ) => {
       if (!path) return undefined;
+      let data: Buffer;
       try {
-        return await readFile(path);
+        data = readSmallFile(path, 16 * 1024 * 1024); // bounded, never blocking: not /dev/zero or a FIFO
       } catch (err) {
         throw new UserError(
           `cannot read the etcd ${what} ${path}: ${(err as Error).message}`,
           "check the path",
         );
       }
+      check(data, `the etcd ${what} ${path}`, "give the PEM file etcd's certificates were made with");
+      return data;
     };
     for (const endpoint of options.endpoints) {
       if (!URL.canParse(endpoint) || !/^https?:$/.test(new URL(endpoint).protocol)) {
@@ -64,9 +72,9 @@ export class EtcdStore {
     return new EtcdStore(
       new EtcdGrpc({
         endpoints: options.endpoints,
-        ca: await readOptional(options.caFile, "CA file (--etcd-cafile)"),
-        cert: await readOptional(options.certFile, "certificate (--etcd-certfile)"),
-        key: await readOptional(options.keyFile, "key (--etcd-keyfile)"),
+        ca: await readOptional(options.caFile, "CA file (--etcd-cafile)", requirePemCertificates),
+        cert: await readOptional(options.certFile, "certificate (--etcd-certfile)", requirePemCertificates),
+        key: await readOptional(options.keyFile, "key (--etcd-keyfile)", requirePemKey),
         username: options.username,
         password: options.password,
         callTimeoutMs: options.callTimeoutMs,

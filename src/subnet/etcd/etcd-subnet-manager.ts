@@ -121,7 +121,7 @@ export class EtcdSubnetManager implements SubnetManager {
 
     let subnet: IPNetwork | undefined;
     let ipv6Subnet: IPNetwork | undefined;
-    const held = takenBy(table.heldSubnets());
+    const held = takenBy(table.heldSubnets(), config);
     const previousFits = fitsConfig(config, request.previousSubnet, request.previousIPv6Subnet);
     const previousFree =
       (!request.previousSubnet || !held.v4.isTaken(request.previousSubnet)) &&

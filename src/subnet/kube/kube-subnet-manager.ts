@@ -4,8 +4,9 @@
  * peers are the Nodes whose annotations carry our backend type. The network config comes from a file
  * (--net-config-path); SubnetLen/Min/Max do not apply.
  */
-import { readFile } from "node:fs/promises";
+
 import { type NetworkConfig, parseNetworkConfig } from "../../config/network-config.js";
+import { readSmallFile } from "../../fs/read-small-file.js";
 import { formatCIDR, type IPNetwork } from "../../ip/ip-network.js";
 import { retryApi } from "../../kube/api-retry.js";
 import type { KubeApiError, KubeClient } from "../../kube/kube-client.js";
@@ -75,7 +76,8 @@ export class KubeSubnetManager implements SubnetManager {
   async getNetworkConfig(): Promise<NetworkConfig> {
     let text: string;
     try {
-      text = await readFile(this.options.netConfigPath, "utf8");
+      // Bounded and never blocking, so a FIFO or /dev/zero given as the path fails at once.
+      text = readSmallFile(this.options.netConfigPath, 1024 * 1024).toString("utf8");
     } catch (err) {
       throw new UserError(
         `cannot read the network config ${this.options.netConfigPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
