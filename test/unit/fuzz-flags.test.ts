@@ -3,14 +3,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { FlagError, parseFlags } from "../../src/daemon/flags.js";
-import { checkProperty, known, onlyOwnErrors } from "./fuzz-harness.js";
+import { checkProperty, onlyOwnErrors } from "./fuzz-harness.js";
 import { hostileString, nearIP, smallHostileString } from "./fuzz-inputs.js";
-
-const KNOWN_FLAGS =
-  "finding G1 in fuzz-findings.md: flags.ts quotes whole flag names and values (raw newlines, 1 MB) in FlagError; fix on h/small-input";
-
-const KNOWN_INT_RANGE =
-  "finding G2 in fuzz-findings.md: flags.ts accepts int flags beyond int64 (Infinity, rounded); fix on h/small-input";
 
 const names = [
   "etcd-endpoints",
@@ -69,9 +63,9 @@ function flagArgs(small: boolean) {
 }
 
 describe("fuzz: weftd flags", () => {
-  it("parseFlags throws nothing but FlagError for any argv and environment", (t) => {
+  it("parseFlags throws nothing but FlagError, bounded and one line, for any argv and environment", (t) => {
     checkProperty(t, { runs: 3000 }, flagArgs(false), ([argv, env]) => {
-      const flags = onlyOwnErrors([FlagError], () => parseFlags(argv, env), { checkText: false });
+      const flags = onlyOwnErrors([FlagError], () => parseFlags(argv, env));
       if (!flags) return;
       // Whatever was accepted reads back with the right type.
       assert.equal(typeof flags.bool("ip-masq"), "boolean");
@@ -80,23 +74,13 @@ describe("fuzz: weftd flags", () => {
     });
   });
 
-  it(
-    "an int flag is a whole number in int64 range, or refused (Go's ParseInt)",
-    known(KNOWN_INT_RANGE),
-    (t) => {
-      checkProperty(t, { runs: 3000 }, flagArgs(true), ([argv, env]) => {
-        const flags = onlyOwnErrors([FlagError], () => parseFlags(argv, env), { checkText: false });
-        for (const name of ["healthz-port", "v", "iptables-resync", "subnet-lease-renew-margin"]) {
-          const n = flags?.int(name) ?? 0;
-          if (!Number.isSafeInteger(n)) assert.fail(`-${name} was accepted as ${n}`);
-        }
-      });
-    },
-  );
-
-  it("every FlagError is bounded and one line", known(KNOWN_FLAGS), (t) => {
-    checkProperty(t, { runs: 2000 }, flagArgs(false), ([argv, env]) => {
-      onlyOwnErrors([FlagError], () => parseFlags(argv, env));
+  it("an int flag is a whole number in int64 range, or refused (Go's ParseInt)", (t) => {
+    checkProperty(t, { runs: 3000 }, flagArgs(true), ([argv, env]) => {
+      const flags = onlyOwnErrors([FlagError], () => parseFlags(argv, env));
+      for (const name of ["healthz-port", "v", "iptables-resync", "subnet-lease-renew-margin"]) {
+        const n = flags?.int(name) ?? 0;
+        if (!Number.isSafeInteger(n)) assert.fail(`-${name} was accepted as ${n}`);
+      }
     });
   });
 });
