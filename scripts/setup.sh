@@ -13,6 +13,7 @@ APT_PACKAGES=(
   containernetworking-plugins   # bridge/host-local/portmap for the CNI plugin
   podman runc busybox-static    # the real container runtime test
   wireguard-tools wireguard-go  # userspace WireGuard where the module is missing
+  awscli                        # the real AWS CLI checks the EC2 stand-in (test/cloud)
   make g++ python3              # node-gyp builds the netlink addon
 )
 
