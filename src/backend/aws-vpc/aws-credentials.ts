@@ -54,7 +54,9 @@ async function credentialsFromFile(env: NodeJS.ProcessEnv): Promise<AwsCredentia
   const accessKeyId = profile.aws_access_key_id;
   const secretAccessKey = profile.aws_secret_access_key;
   if (!accessKeyId || !secretAccessKey) {
-    throw new UserError(`profile "${profileName}" in ${file} lacks aws_access_key_id or aws_secret_access_key`);
+    throw new UserError(
+      `profile "${profileName}" in ${file} lacks aws_access_key_id or aws_secret_access_key`,
+    );
   }
   return { accessKeyId, secretAccessKey, sessionToken: profile.aws_session_token || undefined };
 }
@@ -70,7 +72,9 @@ async function credentialsFromRole(imds: InstanceMetadata): Promise<AwsCredentia
   }
   const { AccessKeyId, SecretAccessKey, Token, Expiration } = doc;
   if (typeof AccessKeyId !== "string" || typeof SecretAccessKey !== "string") {
-    throw new Error(`instance role ${role}: the metadata service's credentials lack AccessKeyId/SecretAccessKey`);
+    throw new Error(
+      `instance role ${role}: the metadata service's credentials lack AccessKeyId/SecretAccessKey`,
+    );
   }
   return {
     accessKeyId: AccessKeyId,
@@ -93,7 +97,9 @@ export class CredentialChain {
     const c = this.cached;
     if (c && (!c.expiration || c.expiration.getTime() - Date.now() > 5 * 60_000)) return c;
     const found =
-      credentialsFromEnv(this.env) ?? (await credentialsFromFile(this.env)) ?? (await credentialsFromRole(this.imds));
+      credentialsFromEnv(this.env) ??
+      (await credentialsFromFile(this.env)) ??
+      (await credentialsFromRole(this.imds));
     if (!found) {
       throw new UserError(
         "no AWS credentials: none in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the shared credentials file or an instance role",

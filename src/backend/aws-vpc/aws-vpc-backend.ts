@@ -15,7 +15,12 @@ import { type AwsVpcConfig, parseAwsVpcConfig } from "./aws-vpc-config.js";
 import { ownCloudRoutes, ownershipView, ownsCloudRoute, type RouteOwnershipView } from "./aws-vpc-desired.js";
 import { cloudRouteKind, cloudRouteShape } from "./cloud-route-kind.js";
 import { Ec2Client, ec2Endpoint } from "./ec2-client.js";
-import { DEFAULT_IMDS_ENDPOINT, type InstanceIdentity, InstanceMetadata, readIdentity } from "./instance-metadata.js";
+import {
+  DEFAULT_IMDS_ENDPOINT,
+  type InstanceIdentity,
+  InstanceMetadata,
+  readIdentity,
+} from "./instance-metadata.js";
 
 export const awsVpcRegistration: BackendRegistration = {
   type: "aws-vpc",
@@ -99,7 +104,10 @@ export class AwsVpcBackend implements Backend {
 
   async setUp(): Promise<BackendSetUp> {
     if (!this.context.config.ipv4 || this.context.config.ipv6) {
-      throw new UserError("the aws-vpc backend routes IPv4 only", 'set "EnableIPv6": false (and keep "Network")');
+      throw new UserError(
+        "the aws-vpc backend routes IPv4 only",
+        'set "EnableIPv6": false (and keep "Network")',
+      );
     }
     const imds = new InstanceMetadata(this.env.AWS_EC2_METADATA_SERVICE_ENDPOINT || DEFAULT_IMDS_ENDPOINT);
     const credentials = new CredentialChain(this.env, imds);

@@ -19,7 +19,8 @@ export function sweeperSubnet(leases: Iterable<Lease>): IPNetwork | undefined {
   let lowest: IPNetwork | undefined;
   for (const lease of leases) {
     const s = lease.subnet;
-    if (s && (!lowest || s.ip < lowest.ip || (s.ip === lowest.ip && s.prefixLen < lowest.prefixLen))) lowest = s;
+    if (s && (!lowest || s.ip < lowest.ip || (s.ip === lowest.ip && s.prefixLen < lowest.prefixLen)))
+      lowest = s;
   }
   return lowest;
 }
@@ -34,7 +35,11 @@ export interface RouteOwnershipView {
   readonly sweeper: boolean;
 }
 
-export function ownershipView(network: IPNetwork, own: Lease, peers: Iterable<Lease>): RouteOwnershipView | undefined {
+export function ownershipView(
+  network: IPNetwork,
+  own: Lease,
+  peers: Iterable<Lease>,
+): RouteOwnershipView | undefined {
   if (!own.subnet) return undefined;
   const all = [own, ...peers];
   const lowest = sweeperSubnet(all);
@@ -53,7 +58,8 @@ export function ownsCloudRoute(view: RouteOwnershipView | undefined, entry: Clou
   if (!dst || dst.family !== 4) return false;
   const text = formatCIDR(dst);
   if (text === formatCIDR(view.ownSubnet)) return true;
-  if (!view.sweeper || !networkContainsNetwork(view.network, dst) || text === formatCIDR(view.network)) return false;
+  if (!view.sweeper || !networkContainsNetwork(view.network, dst) || text === formatCIDR(view.network))
+    return false;
   if (view.liveSubnets.has(text)) return false;
   // Only routes flannel makes: to an instance, or left as a blackhole when it went away.
   return entry.instanceId !== undefined || entry.blackhole;

@@ -26,7 +26,11 @@ export const cloudRouteShape: KindShape<CloudRouteEntry> = {
   plural: "cloud routes",
   key: (e) => `${e.table} ${e.destination}`,
   same: (a, b) =>
-    a.table === b.table && a.destination === b.destination && a.instanceId === b.instanceId && !a.blackhole && !b.blackhole,
+    a.table === b.table &&
+    a.destination === b.destination &&
+    a.instanceId === b.instanceId &&
+    !a.blackhole &&
+    !b.blackhole,
   describe: (e) => `route ${e.destination} -> ${e.instanceId ?? "(not an instance)"} in ${e.table}`,
 };
 
@@ -46,7 +50,10 @@ export function decodeCloudRoutes(tables: readonly Ec2RouteTable[]): CloudRouteE
 }
 
 /** The EC2 calls the kind makes (Ec2Client has them). */
-export type CloudRouteApi = Pick<Ec2Client, "describeRouteTables" | "createRoute" | "replaceRoute" | "deleteRoute">;
+export type CloudRouteApi = Pick<
+  Ec2Client,
+  "describeRouteTables" | "createRoute" | "replaceRoute" | "deleteRoute"
+>;
 
 export function cloudRouteKind(
   client: CloudRouteApi,

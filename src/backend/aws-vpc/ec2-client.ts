@@ -9,7 +9,14 @@ import { describeError } from "../../user-error.js";
 import { Ec2ApiError, explainEc2Error, isTransient } from "./aws-errors.js";
 import type { AwsCredentials } from "./aws-sigv4.js";
 import { signRequest } from "./aws-sigv4.js";
-import { type Ec2Filter, type Ec2Params, filterParams, listParams, queryBody, routeParams } from "./ec2-query.js";
+import {
+  type Ec2Filter,
+  type Ec2Params,
+  filterParams,
+  listParams,
+  queryBody,
+  routeParams,
+} from "./ec2-query.js";
 import {
   type Ec2Instance,
   type Ec2RouteTable,
@@ -110,14 +117,22 @@ export class Ec2Client {
     );
   }
 
-  async describeRouteTables(ids: readonly string[], filters: readonly Ec2Filter[] = []): Promise<Ec2RouteTable[]> {
+  async describeRouteTables(
+    ids: readonly string[],
+    filters: readonly Ec2Filter[] = [],
+  ): Promise<Ec2RouteTable[]> {
     return parseRouteTables(
-      await this.call("DescribeRouteTables", { ...listParams("RouteTableId", ids), ...filterParams(filters) }),
+      await this.call("DescribeRouteTables", {
+        ...listParams("RouteTableId", ids),
+        ...filterParams(filters),
+      }),
     );
   }
 
   async describeInstance(instanceId: string): Promise<Ec2Instance | undefined> {
-    const found = parseInstances(await this.call("DescribeInstances", listParams("InstanceId", [instanceId])));
+    const found = parseInstances(
+      await this.call("DescribeInstances", listParams("InstanceId", [instanceId])),
+    );
     return found.find((i) => i.instanceId === instanceId);
   }
 

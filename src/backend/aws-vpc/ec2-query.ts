@@ -29,7 +29,10 @@ export function listParams(prefix: string, values: readonly string[]): Record<st
 
 /** RFC 3986 encoding, as SigV4 and EC2 expect (encodeURIComponent leaves !'()* alone). */
 export function uriEncode(text: string): string {
-  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return encodeURIComponent(text).replace(
+    /[!'()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
 }
 
 export function queryBody(action: string, params: Ec2Params): string {
@@ -52,7 +55,11 @@ export function parseQueryBody(body: string): Record<string, string> {
   return params;
 }
 
-export function routeParams(routeTableId: string, destination: string, instanceId?: string): Record<string, string> {
+export function routeParams(
+  routeTableId: string,
+  destination: string,
+  instanceId?: string,
+): Record<string, string> {
   const params: Record<string, string> = { RouteTableId: routeTableId, DestinationCidrBlock: destination };
   if (instanceId !== undefined) params.InstanceId = instanceId;
   return params;

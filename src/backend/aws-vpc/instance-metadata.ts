@@ -91,7 +91,10 @@ export function regionOfZone(zone: string): string {
   return zone.replace(/[a-z]$/, "");
 }
 
-export async function readIdentity(imds: InstanceMetadata, env: NodeJS.ProcessEnv): Promise<InstanceIdentity> {
+export async function readIdentity(
+  imds: InstanceMetadata,
+  env: NodeJS.ProcessEnv,
+): Promise<InstanceIdentity> {
   const instanceId = await imds.require("meta-data/instance-id");
   const availabilityZone = await imds.require("meta-data/placement/availability-zone");
   const mac = await imds.get("meta-data/mac");
