@@ -10,8 +10,8 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { parseQueryBody } from "../../src/backend/aws-vpc/ec2-query.js";
 import { signRequest } from "../../src/backend/aws-vpc/aws-sigv4.js";
+import { parseQueryBody } from "../../src/backend/aws-vpc/ec2-query.js";
 
 export const EC2_XMLNS = "http://ec2.amazonaws.com/doc/2016-11-15/";
 /** AWS's default quota of routes per route table (the local route included). */
@@ -163,7 +163,7 @@ export class Ec2Standin {
     );
   }
 
-  private metadata(req: IncomingMessage, res: ServerResponse, path: string): void {
+  private metadata(req: IncomingMessage, res: ServerResponse, path: string) {
     const text = (status: number, body: string) => {
       res.writeHead(status, { "content-type": "text/plain" });
       res.end(body);
