@@ -55,6 +55,8 @@ export interface StandinOptions {
   readonly denied?: Set<string>;
   /** IMDSv2 only (HttpTokens=required): GETs without a token get 401. */
   readonly imdsTokensRequired?: boolean;
+  /** An IMDSv1-only service (as before IMDSv2): PUT /latest/api/token is 403. */
+  readonly imdsV1Only?: boolean;
   /** Answer the next N API calls with RequestLimitExceeded (throttling), for retry tests. */
   throttleNext?: number;
   readonly routeLimit?: number;
@@ -170,6 +172,7 @@ export class Ec2Standin {
     };
     if (path === "/latest/api/token") {
       if (req.method !== "PUT") return text(405, "");
+      if (this.options.imdsV1Only) return text(403, "");
       const ttl = Number(req.headers["x-aws-ec2-metadata-token-ttl-seconds"]);
       if (!Number.isInteger(ttl) || ttl < 1 || ttl > 21600) return text(400, "");
       const token = randomBytes(32).toString("base64");

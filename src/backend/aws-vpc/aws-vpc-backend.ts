@@ -4,16 +4,24 @@
  * reconciler converges (kind cloud-route), so it is repaired when deleted and left alone when right;
  * stale routes of gone leases are removed by the one sweeper agent (aws-vpc-desired.ts).
  */
+import { formatCIDR } from "../../ip/ip-network.js";
 import type { Lease } from "../../lease/lease.js";
 import type { AnyStateKind } from "../../reconcile/state-kind.js";
 import { logEachDistinct, retry } from "../../retry/backoff.js";
 import { describeError, UserError } from "../../user-error.js";
-import type { Backend, BackendContext, BackendRegistration, BackendSetUp, DesiredPeers } from "../backend.js";
+import type {
+  Backend,
+  BackendContext,
+  BackendRegistration,
+  BackendSetUp,
+  DesiredPeers,
+  PeerChange,
+} from "../backend.js";
 import { CredentialChain } from "./aws-credentials.js";
 import { isTransient } from "./aws-errors.js";
 import { type AwsVpcConfig, parseAwsVpcConfig } from "./aws-vpc-config.js";
 import { ownCloudRoutes, ownershipView, ownsCloudRoute, type RouteOwnershipView } from "./aws-vpc-desired.js";
-import { cloudRouteKind, cloudRouteShape } from "./cloud-route-kind.js";
+import { cloudRouteKind, cloudRouteShape, decodeCloudRoutes } from "./cloud-route-kind.js";
 import { Ec2Client, ec2Endpoint } from "./ec2-client.js";
 import {
   DEFAULT_IMDS_ENDPOINT,
@@ -67,6 +75,10 @@ export async function findRouteTables(
   );
 }
 
+function formatOwn(view: RouteOwnershipView | undefined): string | undefined {
+  return view ? formatCIDR(view.ownSubnet) : undefined;
+}
+
 export class AwsVpcBackend implements Backend {
   readonly type = "aws-vpc";
   readonly kinds: readonly AnyStateKind[];
@@ -77,6 +89,8 @@ export class AwsVpcBackend implements Backend {
   private tables: string[] = [];
   private view: RouteOwnershipView | undefined;
   private closed = false;
+  /** The sweeps of gone leases' routes, one after the other. */
+  private sweeping: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly context: BackendContext,
@@ -162,8 +176,45 @@ export class AwsVpcBackend implements Backend {
     };
   }
 
+  /**
+   * A lease went away: the sweeper removes its routes now rather than at the next full run (quick runs
+   * only diff what we want, and we never wanted another agent's route). The full runs stay the net.
+   */
+  peersChanged(change: PeerChange): void {
+    if (change.removed.length === 0 || !this.view?.sweeper || !this.client) return;
+    const client = this.client;
+    this.sweeping = this.sweeping
+      .then(() =>
+        retry(
+          async () => {
+            if (this.tables.length === 0) return;
+            const routes = decodeCloudRoutes(await client.describeRouteTables(this.tables));
+            for (const route of routes) {
+              // The view is the newest lease table's: a subnet leased again is live and left alone.
+              if (route.destination === formatOwn(this.view) || !ownsCloudRoute(this.view, route)) continue;
+              this.context.log(`aws-vpc: removing ${cloudRouteShape.describe(route)}: its lease is gone`);
+              await this.kinds[0]!.remove(route);
+            }
+          },
+          {
+            backoff: { minMs: 1000, maxMs: 30_000 },
+            attempts: 5,
+            stopped: () => this.closed,
+            isFatal: (err) => !isTransient(err),
+            onFailure: logEachDistinct(this.context.warn, "aws-vpc: removing stale routes", describeError),
+          },
+        ),
+      )
+      .catch((err) =>
+        this.context.warn(
+          `aws-vpc: removing stale routes: ${describeError(err)} (the next full run retries)`,
+        ),
+      );
+  }
+
   async close(): Promise<void> {
     // The routes stay: the VPC keeps carrying traffic to this host while weftd restarts.
     this.closed = true;
+    await this.sweeping;
   }
 }

@@ -55,7 +55,7 @@ export function ownershipView(
 export function ownsCloudRoute(view: RouteOwnershipView | undefined, entry: CloudRouteEntry): boolean {
   if (!view || !entry.createdByUser) return false;
   const dst = parseCIDR(entry.destination);
-  if (!dst || dst.family !== 4) return false;
+  if (dst?.family !== 4) return false;
   const text = formatCIDR(dst);
   if (text === formatCIDR(view.ownSubnet)) return true;
   if (!view.sweeper || !networkContainsNetwork(view.network, dst) || text === formatCIDR(view.network))
