@@ -437,22 +437,18 @@ describe("aws-vpc backend with the reconciler, against the stand-in", () => {
   });
 
   it("leaves a correct route alone on restart, and takes over one that points elsewhere", async () => {
-    standin
-      .table(TABLE)!
-      .routes.push({
-        destination: "10.244.1.0/24",
-        instanceId: "i-00000000000000001",
-        gatewayId: undefined,
-        origin: "CreateRoute",
-      });
-    standin
-      .table(TABLE)!
-      .routes.push({
-        destination: "10.244.2.0/24",
-        instanceId: "i-00000000000000003",
-        gatewayId: undefined,
-        origin: "CreateRoute",
-      });
+    standin.table(TABLE)!.routes.push({
+      destination: "10.244.1.0/24",
+      instanceId: "i-00000000000000001",
+      gatewayId: undefined,
+      origin: "CreateRoute",
+    });
+    standin.table(TABLE)!.routes.push({
+      destination: "10.244.2.0/24",
+      instanceId: "i-00000000000000003",
+      gatewayId: undefined,
+      origin: "CreateRoute",
+    });
     const a = await agent(0);
     await a.reconciler.setDesired(
       a.backend.desiredState(lease("10.244.1.0/24"), [lease("10.244.2.0/24")]).state,
@@ -469,14 +465,12 @@ describe("aws-vpc backend with the reconciler, against the stand-in", () => {
   });
 
   it("only the sweeper removes the route of a gone lease", async () => {
-    standin
-      .table(TABLE)!
-      .routes.push({
-        destination: "10.244.9.0/24",
-        instanceId: "i-00000000000000003",
-        gatewayId: undefined,
-        origin: "CreateRoute",
-      });
+    standin.table(TABLE)!.routes.push({
+      destination: "10.244.9.0/24",
+      instanceId: "i-00000000000000003",
+      gatewayId: undefined,
+      origin: "CreateRoute",
+    });
     const b = await agent(1); // 10.244.5.0/24: not the lowest
     await b.reconciler.setDesired(
       b.backend.desiredState(lease("10.244.5.0/24"), [lease("10.244.1.0/24")]).state,
@@ -489,14 +483,12 @@ describe("aws-vpc backend with the reconciler, against the stand-in", () => {
     assert.ok(!routesOf().some((r) => r.startsWith("10.244.9.0/24")), routesOf().join(" "));
     assert.ok(routesOf().includes("10.244.5.0/24>i-00000000000000002"), "a live peer's route stays");
     // A lease removed later: the hook removes its route without waiting for a full run.
-    standin
-      .table(TABLE)!
-      .routes.push({
-        destination: "10.244.7.0/24",
-        instanceId: "i-00000000000000003",
-        gatewayId: undefined,
-        origin: "CreateRoute",
-      });
+    standin.table(TABLE)!.routes.push({
+      destination: "10.244.7.0/24",
+      instanceId: "i-00000000000000003",
+      gatewayId: undefined,
+      origin: "CreateRoute",
+    });
     const gone = lease("10.244.7.0/24");
     a.backend.desiredState(lease("10.244.1.0/24"), peers);
     a.backend.peersChanged({
