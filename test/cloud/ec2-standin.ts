@@ -120,7 +120,7 @@ export class Ec2Standin {
   private server: Server | undefined;
   private readonly tokens = new Map<string, number>();
   /** Every API call, for tests: action and parameters. */
-  readonly calls: { action: string; params: Record<string, string> }[] = [];
+  readonly calls: { action: string; params: Record<string, string>; from: string }[] = [];
 
   constructor(readonly options: StandinOptions) {}
 
@@ -230,7 +230,7 @@ export class Ec2Standin {
     try {
       await this.authenticate(req, url, body);
       if (!action) throw new Ec2Error(400, "MissingAction", "The request must contain the parameter Action");
-      this.calls.push({ action, params });
+      this.calls.push({ action, params, from: (req.socket.remoteAddress ?? "").replace(/^::ffff:/, "") });
       if (this.options.throttleNext && this.options.throttleNext > 0) {
         this.options.throttleNext--;
         throw new Ec2Error(503, "RequestLimitExceeded", "Request limit exceeded.");

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { parseCredentialsFile } from "../../src/backend/aws-vpc/aws-credentials.js";
 import { signRequest } from "../../src/backend/aws-vpc/aws-sigv4.js";
-import { AwsVpcBackend } from "../../src/backend/aws-vpc/aws-vpc-backend.js";
+import { AwsVpcBackend, STALE_GRACE_MS } from "../../src/backend/aws-vpc/aws-vpc-backend.js";
 import { parseAwsVpcConfig } from "../../src/backend/aws-vpc/aws-vpc-config.js";
 import { ownershipView, ownsCloudRoute, sweeperSubnet } from "../../src/backend/aws-vpc/aws-vpc-desired.js";
 import type { CloudRouteEntry } from "../../src/backend/aws-vpc/cloud-route-kind.js";
@@ -359,6 +359,7 @@ describe("aws-vpc backend with the reconciler, against the stand-in", () => {
   let url: string;
   let caller: StandinInstance;
   const logs: string[] = [];
+  let clock = 0;
 
   beforeEach(async () => {
     await standin?.close();
@@ -402,6 +403,7 @@ describe("aws-vpc backend with the reconciler, against the stand-in", () => {
         HOME: "/nonexistent",
         AWS_SHARED_CREDENTIALS_FILE: "/nonexistent",
       },
+      () => clock,
     );
     const setUp = await backend.setUp();
     const reconciler = new Reconciler({
@@ -480,6 +482,10 @@ describe("aws-vpc backend with the reconciler, against the stand-in", () => {
     const a = await agent(0); // 10.244.1.0/24: the sweeper
     const peers = [lease("10.244.5.0/24")];
     await a.reconciler.setDesired(a.backend.desiredState(lease("10.244.1.0/24"), peers).state);
+    // Not at first sight: a peer's route may precede its lease in our watch.
+    assert.ok(routesOf().includes("10.244.9.0/24>i-00000000000000003"), "removed before the grace period");
+    clock += STALE_GRACE_MS;
+    await a.reconciler.trigger();
     assert.ok(!routesOf().some((r) => r.startsWith("10.244.9.0/24")), routesOf().join(" "));
     assert.ok(routesOf().includes("10.244.5.0/24>i-00000000000000002"), "a live peer's route stays");
     // A lease removed later: the hook removes its route without waiting for a full run.

@@ -21,7 +21,12 @@ import { CredentialChain } from "./aws-credentials.js";
 import { isTransient } from "./aws-errors.js";
 import { type AwsVpcConfig, parseAwsVpcConfig } from "./aws-vpc-config.js";
 import { ownCloudRoutes, ownershipView, ownsCloudRoute, type RouteOwnershipView } from "./aws-vpc-desired.js";
-import { cloudRouteKind, cloudRouteShape, decodeCloudRoutes } from "./cloud-route-kind.js";
+import {
+  type CloudRouteEntry,
+  cloudRouteKind,
+  cloudRouteShape,
+  decodeCloudRoutes,
+} from "./cloud-route-kind.js";
 import { Ec2Client, ec2Endpoint } from "./ec2-client.js";
 import {
   DEFAULT_IMDS_ENDPOINT,
@@ -75,6 +80,9 @@ export async function findRouteTables(
   );
 }
 
+/** How long a route must look stale before a full run removes it (the peers hook does at once). */
+export const STALE_GRACE_MS = 20_000;
+
 function formatOwn(view: RouteOwnershipView | undefined): string | undefined {
   return view ? formatCIDR(view.ownSubnet) : undefined;
 }
@@ -91,11 +99,14 @@ export class AwsVpcBackend implements Backend {
   private closed = false;
   /** The sweeps of gone leases' routes, one after the other. */
   private sweeping: Promise<void> = Promise.resolve();
+  /** Routes that looked stale, by key, with when that was first seen. */
+  private readonly staleSince = new Map<string, number>();
 
   constructor(
     private readonly context: BackendContext,
     private readonly settings: AwsVpcConfig,
     private readonly env: NodeJS.ProcessEnv,
+    private readonly now: () => number = Date.now,
   ) {
     this.kinds = [
       cloudRouteKind(
@@ -106,9 +117,26 @@ export class AwsVpcBackend implements Backend {
           deleteRoute: (t, d) => this.ec2().deleteRoute(t, d),
         },
         () => this.tables,
-        (entry) => ownsCloudRoute(this.view, entry),
+        (entry) => this.owns(entry),
       ),
     ];
+  }
+
+  /**
+   * Our own route always; a stale one (sweeper only) once it has looked stale for STALE_GRACE_MS: a
+   * peer that just took its lease may have created its route before our lease watch shows that lease.
+   */
+  private owns(entry: CloudRouteEntry): boolean {
+    if (!ownsCloudRoute(this.view, entry)) return false;
+    if (this.view && entry.destination === formatCIDR(this.view.ownSubnet)) return true;
+    const key = cloudRouteShape.key(entry);
+    const first = this.staleSince.get(key);
+    const now = this.now();
+    if (first === undefined) {
+      this.staleSince.set(key, now);
+      return false;
+    }
+    return now - first >= STALE_GRACE_MS;
   }
 
   private ec2(): Ec2Client {
@@ -169,6 +197,9 @@ export class AwsVpcBackend implements Backend {
     const network = this.context.config.ipv4?.network;
     // Remembered for owns(): the reconciler run this state starts sees the same lease table.
     this.view = network ? ownershipView(network, own, peers) : undefined;
+    for (const key of this.staleSince.keys()) {
+      if (this.view?.liveSubnets.has(key.slice(key.indexOf(" ") + 1))) this.staleSince.delete(key);
+    }
     const instanceId = this.identity?.instanceId;
     return {
       state: { [cloudRouteShape.name]: instanceId ? ownCloudRoutes(own, this.tables, instanceId) : [] },
