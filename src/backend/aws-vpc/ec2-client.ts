@@ -25,6 +25,7 @@ import {
   parseReturn,
   parseRouteTables,
 } from "./ec2-xml.js";
+import { type HttpAnswer, httpCall } from "./http-call.js";
 
 export interface Ec2ClientOptions {
   readonly region: string;
@@ -92,21 +93,21 @@ export class Ec2Client {
       this.options.region,
       "ec2",
     );
-    delete headers.host; // fetch sets it from the URL
-    let response: Response;
+    let answer: HttpAnswer;
     try {
-      response = await fetch(new URL(path, url), {
+      answer = await httpCall(new URL(path, url), {
         method: "POST",
         headers,
         body,
-        signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
+        timeoutMs: this.options.timeoutMs ?? 10_000,
       });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code;
-      throw new Error(`EC2 ${action} at ${url.host}: ${cause ?? describeError(err)}`);
+      const code = (err as { code?: string }).code;
+      throw new Error(`EC2 ${action} at ${url.host}: ${code ?? describeError(err)}`);
     }
-    const text = await response.text();
-    if (response.ok) return text;
+    const text = answer.body;
+    if (answer.status >= 200 && answer.status < 300) return text;
+    const response = { status: answer.status };
     const detail = parseEc2Error(text);
     throw new Ec2ApiError(
       action,

@@ -4,11 +4,12 @@
  * token. AWS_EC2_METADATA_SERVICE_ENDPOINT points it elsewhere, as the AWS SDKs and CLI honour.
  */
 import { UserError } from "../../user-error.js";
+import { type HttpAnswer, type HttpCallOptions, httpCall } from "./http-call.js";
 
 export const DEFAULT_IMDS_ENDPOINT = "http://169.254.169.254";
 const TOKEN_TTL_SECONDS = 21600;
 
-export type FetchLike = typeof fetch;
+export type HttpCaller = (url: URL, options: HttpCallOptions) => Promise<HttpAnswer>;
 
 export class InstanceMetadata {
   private token: { value: string; until: number } | undefined;
@@ -16,7 +17,7 @@ export class InstanceMetadata {
 
   constructor(
     private readonly endpoint: string = DEFAULT_IMDS_ENDPOINT,
-    private readonly fetcher: FetchLike = fetch,
+    private readonly call: HttpCaller = httpCall,
     private readonly timeoutMs = 2000,
   ) {
     this.endpoint = endpoint.replace(/\/+$/, "");
@@ -25,19 +26,18 @@ export class InstanceMetadata {
   private async sessionToken(): Promise<string | undefined> {
     if (this.v1) return undefined;
     if (this.token && this.token.until > Date.now()) return this.token.value;
-    const response = await this.fetcher(`${this.endpoint}/latest/api/token`, {
+    const response = await this.call(new URL(`${this.endpoint}/latest/api/token`), {
       method: "PUT",
       headers: { "X-aws-ec2-metadata-token-ttl-seconds": String(TOKEN_TTL_SECONDS) },
-      signal: AbortSignal.timeout(this.timeoutMs),
+      timeoutMs: this.timeoutMs,
     });
     // 403: IMDSv2 disabled; 404/405: a v1-only service. 5xx is passing: let the caller retry.
     if (response.status >= 500) throw new Error(`instance metadata token: HTTP ${response.status}`);
-    if (!response.ok) {
-      await response.arrayBuffer();
+    if (response.status !== 200) {
       this.v1 = true;
       return undefined;
     }
-    const value = (await response.text()).trim();
+    const value = response.body.trim();
     this.token = { value, until: Date.now() + (TOKEN_TTL_SECONDS - 60) * 1000 };
     return value;
   }
@@ -45,22 +45,18 @@ export class InstanceMetadata {
   /** GET /latest/<path>; undefined for 404 (the item does not exist). */
   async get(path: string): Promise<string | undefined> {
     const token = await this.sessionToken();
-    const response = await this.fetcher(`${this.endpoint}/latest/${path}`, {
+    const response = await this.call(new URL(`${this.endpoint}/latest/${path}`), {
       headers: token ? { "X-aws-ec2-metadata-token": token } : {},
-      signal: AbortSignal.timeout(this.timeoutMs),
+      timeoutMs: this.timeoutMs,
     });
     if (response.status === 401 && token) {
       // The token expired early (the service restarted): fetch a new one next time.
       this.token = undefined;
-      await response.arrayBuffer();
       throw new Error(`instance metadata ${path}: HTTP 401 (session token refused)`);
     }
-    if (response.status === 404) {
-      await response.arrayBuffer();
-      return undefined;
-    }
-    if (!response.ok) throw new Error(`instance metadata ${path}: HTTP ${response.status}`);
-    return (await response.text()).trim();
+    if (response.status === 404) return undefined;
+    if (response.status !== 200) throw new Error(`instance metadata ${path}: HTTP ${response.status}`);
+    return response.body.trim();
   }
 
   async require(path: string): Promise<string> {
