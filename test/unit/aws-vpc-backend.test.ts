@@ -11,7 +11,11 @@ import { signRequest } from "../../src/backend/aws-vpc/aws-sigv4.js";
 import { AwsVpcBackend, STALE_GRACE_MS } from "../../src/backend/aws-vpc/aws-vpc-backend.js";
 import { parseAwsVpcConfig } from "../../src/backend/aws-vpc/aws-vpc-config.js";
 import { ownershipView, ownsCloudRoute, sweeperSubnet } from "../../src/backend/aws-vpc/aws-vpc-desired.js";
-import type { CloudRouteEntry } from "../../src/backend/aws-vpc/cloud-route-kind.js";
+import {
+  type CloudRouteEntry,
+  cloudRouteShape,
+  decodeCloudRoutes,
+} from "../../src/backend/aws-vpc/cloud-route-kind.js";
 import { Ec2Client } from "../../src/backend/aws-vpc/ec2-client.js";
 import { queryBody } from "../../src/backend/aws-vpc/ec2-query.js";
 import { parseEc2Error, parseRouteTables } from "../../src/backend/aws-vpc/ec2-xml.js";
@@ -220,6 +224,69 @@ const route = (
   blackhole: false,
   createdByUser: true,
   ...extra,
+});
+
+describe("the cloud-route kind", () => {
+  it("key is table + destination; a new target or a blackhole is not the same", () => {
+    const a = route("10.244.1.0/24", "i-1");
+    assert.equal(cloudRouteShape.key(a), "rtb-1 10.244.1.0/24");
+    assert.equal(cloudRouteShape.key(route("10.244.1.0/24", "i-2")), cloudRouteShape.key(a));
+    assert.equal(cloudRouteShape.same(a, route("10.244.1.0/24", "i-1")), true);
+    assert.equal(cloudRouteShape.same(a, route("10.244.1.0/24", "i-2")), false);
+    assert.equal(cloudRouteShape.same(a, route("10.244.1.0/24", "i-1", { blackhole: true })), false);
+    assert.equal(cloudRouteShape.describe(a), "route 10.244.1.0/24 -> i-1 in rtb-1");
+  });
+
+  it("decodes a table's routes; AWS's local route is not a user's", () => {
+    const entries = decodeCloudRoutes([
+      {
+        routeTableId: "rtb-1",
+        vpcId: "vpc-1",
+        routes: [
+          {
+            destinationCidrBlock: "172.31.0.0/16",
+            gatewayId: "local",
+            instanceId: undefined,
+            networkInterfaceId: undefined,
+            state: "active",
+            origin: "CreateRouteTable",
+          },
+          {
+            destinationCidrBlock: "10.244.3.0/24",
+            gatewayId: undefined,
+            instanceId: "i-3",
+            networkInterfaceId: "eni-3",
+            state: "blackhole",
+            origin: "CreateRoute",
+          },
+          {
+            destinationCidrBlock: undefined,
+            gatewayId: "pl-1",
+            instanceId: undefined,
+            networkInterfaceId: undefined,
+            state: "active",
+            origin: "CreateRoute",
+          },
+        ],
+      },
+    ]);
+    assert.deepEqual(entries, [
+      {
+        table: "rtb-1",
+        destination: "172.31.0.0/16",
+        instanceId: undefined,
+        blackhole: false,
+        createdByUser: false,
+      },
+      {
+        table: "rtb-1",
+        destination: "10.244.3.0/24",
+        instanceId: "i-3",
+        blackhole: true,
+        createdByUser: true,
+      },
+    ]);
+  });
 });
 
 describe("aws-vpc ownership", () => {
