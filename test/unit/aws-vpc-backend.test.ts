@@ -5,8 +5,11 @@
  * sweeping, retries of throttling and one clear error for a missing permission or a full table.
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
-import { parseCredentialsFile } from "../../src/backend/aws-vpc/aws-credentials.js";
+import { CredentialChain, parseCredentialsFile } from "../../src/backend/aws-vpc/aws-credentials.js";
 import { signRequest } from "../../src/backend/aws-vpc/aws-sigv4.js";
 import { AwsVpcBackend, STALE_GRACE_MS } from "../../src/backend/aws-vpc/aws-vpc-backend.js";
 import { parseAwsVpcConfig } from "../../src/backend/aws-vpc/aws-vpc-config.js";
@@ -316,6 +319,45 @@ describe("aws-vpc ownership", () => {
   });
 });
 
+describe("the credentials chain", () => {
+  const noImds = new InstanceMetadata("http://127.0.0.1:1");
+  it("the environment first, with its session token", async () => {
+    const c = await new CredentialChain(
+      {
+        AWS_ACCESS_KEY_ID: "AK",
+        AWS_SECRET_ACCESS_KEY: "SK",
+        AWS_SESSION_TOKEN: "T",
+        AWS_SHARED_CREDENTIALS_FILE: "/nonexistent",
+      },
+      noImds,
+    ).get();
+    assert.deepEqual(c, { accessKeyId: "AK", secretAccessKey: "SK", sessionToken: "T" });
+  });
+
+  it("then the shared credentials file's AWS_PROFILE; a missing profile is a clear error", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "weft-aws-cred-"));
+    const file = join(dir, "credentials");
+    writeFileSync(
+      file,
+      "[default]\naws_access_key_id=D\naws_secret_access_key=DS\n[ops]\naws_access_key_id=O\naws_secret_access_key=OS\n",
+    );
+    try {
+      const env = { AWS_SHARED_CREDENTIALS_FILE: file };
+      assert.equal((await new CredentialChain(env, noImds).get()).accessKeyId, "D");
+      assert.equal(
+        (await new CredentialChain({ ...env, AWS_PROFILE: "ops" }, noImds).get()).accessKeyId,
+        "O",
+      );
+      await assert.rejects(
+        new CredentialChain({ ...env, AWS_PROFILE: "nope" }, noImds).get(),
+        (e: unknown) => e instanceof UserError && /AWS_PROFILE "nope" is not in/.test(e.message),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("the instance metadata service", () => {
   let standin: Ec2Standin;
   let url: string;
@@ -441,7 +483,7 @@ describe("aws-vpc backend with the reconciler, against the stand-in", () => {
   });
   after(() => standin.close());
 
-  async function agent(n: number) {
+  async function agent(n: number, backendKeys: Record<string, unknown> = {}) {
     caller = standin.options.instances[n]!;
     const ext = {
       name: "eth0",
@@ -462,7 +504,7 @@ describe("aws-vpc backend with the reconciler, against the stand-in", () => {
         log: (m) => logs.push(m),
         warn: (m) => logs.push(m),
       },
-      parseAwsVpcConfig(config.backend),
+      parseAwsVpcConfig(backendKeys),
       // No keys in the environment or a file: the instance role through IMDS.
       {
         AWS_EC2_METADATA_SERVICE_ENDPOINT: url,
@@ -574,6 +616,36 @@ describe("aws-vpc backend with the reconciler, against the stand-in", () => {
     assert.ok(!routesOf().some((r) => r.startsWith("10.244.7.0/24")), routesOf().join(" "));
     a.reconciler.close();
     b.reconciler.close();
+  });
+
+  it("without an own table for the subnet, the VPC's main table", async () => {
+    standin.table(TABLE)!.subnetIds.length = 0;
+    const a = await agent(0);
+    await a.reconciler.setDesired(a.backend.desiredState(lease("10.244.1.0/24"), []).state);
+    const main = standin.table("rtb-0f0f0f0f0f0f0f0f0")!;
+    assert.ok(
+      main.routes.some((r) => r.destination === "10.244.1.0/24" && r.instanceId === "i-00000000000000001"),
+    );
+    a.reconciler.close();
+  });
+
+  it("RouteTableID names the tables; one that does not exist is one clear error", async () => {
+    const a = await agent(0, { RouteTableID: ["rtb-0f0f0f0f0f0f0f0f0", TABLE] });
+    await a.reconciler.setDesired(a.backend.desiredState(lease("10.244.1.0/24"), []).state);
+    for (const t of ["rtb-0f0f0f0f0f0f0f0f0", TABLE]) {
+      assert.ok(
+        standin.table(t)!.routes.some((r) => r.destination === "10.244.1.0/24"),
+        t,
+      );
+    }
+    a.reconciler.close();
+    await assert.rejects(
+      agent(0, { RouteTableID: "rtb-0123456789abcdef0" }),
+      (e: unknown) =>
+        e instanceof UserError &&
+        /rtb-0123456789abcdef0/.test(e.message) &&
+        /Backend\.RouteTableID/.test(e.hint ?? ""),
+    );
   });
 
   it("a missing permission at start is one clear error", async () => {
