@@ -35,6 +35,14 @@ import { UserError } from "../../src/user-error.js";
 import { Ec2Standin, type StandinInstance } from "../cloud/ec2-standin.js";
 import { TEST_ACCESS_KEY, TEST_SECRET_KEY, testOptions } from "../cloud/ec2-standin-fixture.js";
 
+async function waitUntil(done: () => boolean, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > until) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 const SUITE_CREDENTIALS = {
   accessKeyId: "AKIDEXAMPLE",
   secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
@@ -648,11 +656,18 @@ describe("aws-vpc backend with the reconciler, against the stand-in", () => {
     );
   });
 
-  it("a missing permission at start is one clear error", async () => {
+  it("a missing permission at start waits with one message naming it, and goes on once granted", async () => {
     standin.options.denied?.add("ModifyInstanceAttribute");
-    await assert.rejects(
-      agent(0),
-      (e: unknown) => e instanceof UserError && /ec2:ModifyInstanceAttribute/.test(e.message),
+    const starting = agent(0);
+    await waitUntil(
+      () => standin.calls.filter((c) => c.action === "ModifyInstanceAttribute").length >= 2,
+      10_000,
     );
+    const lines = logs.filter((l) => /ec2:ModifyInstanceAttribute/.test(l));
+    assert.equal(lines.length, 1, logs.join("\n"));
+    assert.match(lines[0]!, /EC2 ModifyInstanceAttribute was refused \(UnauthorizedOperation\)/);
+    standin.options.denied?.clear();
+    const a = await starting;
+    assert.equal(a.instance.sourceDestCheck, false);
   });
 });

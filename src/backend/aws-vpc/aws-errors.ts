@@ -15,6 +15,9 @@ export class Ec2ApiError extends Error {
   }
 }
 
+/** A call the credentials may not make: fixed by changing a policy, which takes effect without a restart. */
+export class Ec2PermissionError extends UserError {}
+
 /** Codes AWS documents as throttling or a passing fault of the service: retried with backoff. */
 const TRANSIENT_CODES = new Set([
   "RequestLimitExceeded",
@@ -56,7 +59,7 @@ export function explainEc2Error(err: unknown): unknown {
     case "UnauthorizedOperation":
     case "AuthFailure":
     case "AccessDenied":
-      return new UserError(
+      return new Ec2PermissionError(
         `EC2 ${err.action} was refused (${err.code}): the credentials weftd uses lack the IAM permission ${permission}`,
         `allow ${permission} (with ec2:CreateRoute, ec2:ReplaceRoute, ec2:DeleteRoute, ec2:DescribeRouteTables, ec2:DescribeInstances, ec2:ModifyInstanceAttribute) in the instance role or user policy`,
       );

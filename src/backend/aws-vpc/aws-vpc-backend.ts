@@ -18,7 +18,7 @@ import type {
   PeerChange,
 } from "../backend.js";
 import { CredentialChain } from "./aws-credentials.js";
-import { isTransient } from "./aws-errors.js";
+import { Ec2PermissionError, isTransient } from "./aws-errors.js";
 import { type AwsVpcConfig, parseAwsVpcConfig } from "./aws-vpc-config.js";
 import { ownCloudRoutes, ownershipView, ownsCloudRoute, type RouteOwnershipView } from "./aws-vpc-desired.js";
 import {
@@ -169,7 +169,9 @@ export class AwsVpcBackend implements Backend {
       },
       {
         backoff: { minMs: 1000, maxMs: 30_000 },
-        isFatal: (err) => !isTransient(err),
+        // A missing permission waits (IAM changes apply without a restart), logged once; other
+        // operator errors (no instance, a wrong RouteTableID) stop weftd with one message.
+        isFatal: (err) => !isTransient(err) && !(err instanceof Ec2PermissionError),
         stopped: () => this.closed,
         onFailure: logEachDistinct(this.context.warn, "aws-vpc: setting up", describeError),
       },
