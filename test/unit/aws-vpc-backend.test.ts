@@ -19,7 +19,7 @@ import {
   cloudRouteShape,
   decodeCloudRoutes,
 } from "../../src/backend/aws-vpc/cloud-route-kind.js";
-import { Ec2Client } from "../../src/backend/aws-vpc/ec2-client.js";
+import { Ec2Client, ec2Endpoint } from "../../src/backend/aws-vpc/ec2-client.js";
 import { queryBody } from "../../src/backend/aws-vpc/ec2-query.js";
 import { parseEc2Error, parseRouteTables } from "../../src/backend/aws-vpc/ec2-xml.js";
 import { InstanceMetadata, readIdentity, regionOfZone } from "../../src/backend/aws-vpc/instance-metadata.js";
@@ -191,6 +191,16 @@ describe("aws-vpc keys and identity", () => {
       '{"Network":"10.244.0.0/16","Backend":{"Type":"aws-vpc","RouteTableID":1}}',
     );
     assert.throws(() => configureBackend(bad), ConfigError);
+  });
+
+  it("the EC2 endpoint: AWS_ENDPOINT_URL_EC2, else AWS_ENDPOINT_URL, else the region's", () => {
+    assert.equal(ec2Endpoint("eu-west-1", {}), "https://ec2.eu-west-1.amazonaws.com");
+    assert.equal(ec2Endpoint("cn-north-1", {}), "https://ec2.cn-north-1.amazonaws.com.cn");
+    assert.equal(ec2Endpoint("eu-west-1", { AWS_ENDPOINT_URL: "http://a" }), "http://a");
+    assert.equal(
+      ec2Endpoint("eu-west-1", { AWS_ENDPOINT_URL: "http://a", AWS_ENDPOINT_URL_EC2: "http://b" }),
+      "http://b",
+    );
   });
 
   it("region from the availability zone (also local zones)", () => {

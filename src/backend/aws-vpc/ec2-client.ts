@@ -39,7 +39,9 @@ export interface Ec2ClientOptions {
 }
 
 export function ec2Endpoint(region: string, env: NodeJS.ProcessEnv): string {
-  return env.AWS_ENDPOINT_URL_EC2 || env.AWS_ENDPOINT_URL || `https://ec2.${region}.amazonaws.com`;
+  // The China regions live under their own domain.
+  const domain = region.startsWith("cn-") ? "amazonaws.com.cn" : "amazonaws.com";
+  return env.AWS_ENDPOINT_URL_EC2 || env.AWS_ENDPOINT_URL || `https://ec2.${region}.${domain}`;
 }
 
 export class Ec2Client {
