@@ -501,8 +501,8 @@ describe("aws-vpc backend with the reconciler, against the stand-in", () => {
   });
   after(() => standin.close());
 
-  async function agent(n: number, backendKeys: Record<string, unknown> = {}) {
-    caller = standin.options.instances[n]!;
+  async function agent(n: number | StandinInstance, backendKeys: Record<string, unknown> = {}) {
+    caller = typeof n === "number" ? standin.options.instances[n]! : n;
     const ext = {
       name: "eth0",
       index: 2,
@@ -663,6 +663,15 @@ describe("aws-vpc backend with the reconciler, against the stand-in", () => {
         e instanceof UserError &&
         /rtb-0123456789abcdef0/.test(e.message) &&
         /Backend\.RouteTableID/.test(e.hint ?? ""),
+    );
+  });
+
+  it("an instance this EC2 endpoint does not know is one clear error", async () => {
+    const stranger = { ...standin.options.instances[0]!, instanceId: "i-0badbadbadbadbad0" };
+    await assert.rejects(
+      agent(stranger),
+      (e: unknown) =>
+        e instanceof UserError && /i-0badbadbadbadbad0/.test(e.message) && /AWS_REGION/.test(e.hint ?? ""),
     );
   });
 
