@@ -3,6 +3,7 @@ import type { NetworkConfig } from "../config/network-config.js";
 import { ConfigError } from "../config/network-config.js";
 import { describeValue } from "../text/untrusted-text.js";
 import { allocRegistration } from "./alloc/alloc-backend.js";
+import { awsVpcRegistration } from "./aws-vpc/aws-vpc-backend.js";
 import type { BackendFactory, BackendRegistration } from "./backend.js";
 import { extensionRegistration } from "./extension/extension-backend.js";
 import { gceRegistration } from "./gce/gce-backend.js";
@@ -23,10 +24,11 @@ const BACKENDS: readonly BackendRegistration[] = [
   ipipRegistration,
   ipsecRegistration,
   gceRegistration,
+  awsVpcRegistration,
 ];
 
 /** flannel's other backends: recognised, so the error can say they are not built yet. */
-const NOT_YET = ["aws-vpc", "ali-vpc", "tencent-vpc"];
+const NOT_YET = ["ali-vpc", "tencent-vpc"];
 
 export function findBackend(type: string): BackendRegistration | undefined {
   const wanted = type.toLowerCase();
