@@ -14,12 +14,12 @@ import { PREFIX, waitFor } from "./weft-cluster.js";
 
 const REF = readReference("flanneld-v0.7.0", "multi-network.txt");
 /** The configs flanneld v0.7.0 ran with, by network, as the reference set them. */
-const CONFIGS = new Map(
-  section(REF, "network configs")
-    .split("\n")
-    .reduce<string[][]>((pairs, line, i, all) => (i % 2 === 0 ? [...pairs, [line, all[i + 1]!]] : pairs), [])
-    .map(([key, value]) => [key!.split("/")[3]!, value!]),
-);
+const CONFIGS = new Map<string, string>();
+{
+  const lines = section(REF, "network configs").split("\n");
+  // "/coreos.com/network/blue/config" then its value
+  for (let i = 0; i + 1 < lines.length; i += 2) CONFIGS.set(lines[i]!.split("/")[3]!, lines[i + 1]!);
+}
 const config = (network: string) => CONFIGS.get(network)!;
 
 const networksDir = (lab: Lab, host: LabHost) => join(lab.hostDir(host), "networks");
@@ -50,7 +50,10 @@ async function waitForEnv(lab: Lab, host: LabHost, network: string, timeoutMs = 
   let text: string | undefined;
   await waitFor(
     `${host.name}'s ${network}.env`,
-    async () => (text = await readEnv(lab, host, network)) !== undefined,
+    async () => {
+      text = await readEnv(lab, host, network);
+      return text !== undefined;
+    },
     timeoutMs,
   );
   return text!;
