@@ -24,6 +24,8 @@ import {
   networkEnvPath,
 } from "./multi-network.js";
 import { NetworkInstance } from "./network-instance.js";
+import { SharedTrafficRules } from "./network-traffic-rules.js";
+import { trafficOptions } from "./traffic-rules-sync.js";
 import { rescueUnderlay } from "./underlay-rescue.js";
 
 /** A network that failed to start (bad config it cannot wait out, no free subnet) is tried again after this. */
@@ -56,6 +58,7 @@ export class Daemon {
   private readonly restartTimers = new Map<string, NodeJS.Timeout>();
   private readonly refused = new Set<string>();
   private health: Server | undefined;
+  private traffic!: SharedTrafficRules;
   private stopping = false;
 
   constructor(
@@ -69,6 +72,14 @@ export class Daemon {
   async start(): Promise<void> {
     const { flags, log } = this;
     const multi = multiNetworkOptions(flags);
+    // Rules go into the chains in --networks order, then any network --watch-networks found.
+    const rank = (n: string) => {
+      const i = multi?.networks.indexOf(n) ?? -1;
+      return i < 0 ? Number.MAX_SAFE_INTEGER : i;
+    };
+    this.traffic = new SharedTrafficRules(trafficOptions(flags), log, (names) =>
+      [...names].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0)),
+    );
     const healthPort = flags.int("healthz-port");
     if (healthPort > 0) {
       this.health = await startHealthServer(flags.string("healthz-ip"), healthPort, {
@@ -112,8 +123,7 @@ export class Daemon {
       log,
       netlink: this.netlink,
       envFile,
-      // The rule writers keep one network's chains; several networks would overwrite each other's.
-      trafficRules: network === undefined,
+      traffic: this.traffic.forNetwork(network ?? ""),
       watchKinds: (kinds) => this.watchKinds(kinds),
       onFatal: (err) => (network === undefined ? this.onFatal(err) : this.restartLater(network, err)),
       onProgrammed,
@@ -127,9 +137,6 @@ export class Daemon {
     log.info(
       `multi-network mode (subnet manager ${this.source.name}): ${multi.networks.length > 0 ? multi.networks.join(", ") : "every network"}${multi.watch ? ", watching for networks" : ""}; env files in ${multi.subnetDir}`,
     );
-    if (this.flags.bool("ip-masq") || this.flags.bool("iptables-forward-rules")) {
-      log.warn("multi-network mode: the masquerade and forward rules are not kept (not implemented yet)");
-    }
     if (!multi.watch) {
       // Each network waits for its own config, reporting by name what is missing or wrong.
       for (const network of multi.networks) this.startNetwork(network, multi);
@@ -240,7 +247,7 @@ export class Daemon {
 
   private metrics(): string {
     const all = [...this.instances.values()].map((i) => i.counters());
-    if (all.length === 1) return renderMetrics(all[0]!);
+    if (all.length === 1) return renderMetrics({ ...all[0]!, iptablesRepairs: this.traffic.repairs });
     // Several networks: the totals (per-network series would need a label every reader knows first).
     const sum = (pick: (c: DaemonCounters) => number) => all.reduce((n, c) => n + pick(c), 0);
     return renderMetrics({
@@ -248,7 +255,7 @@ export class Daemon {
       leaseUpdates: sum((c) => c.leaseUpdates),
       leaseScope: [],
       deviceRepairs: sum((c) => c.deviceRepairs),
-      iptablesRepairs: sum((c) => c.iptablesRepairs),
+      iptablesRepairs: this.traffic.repairs,
       reconcile: undefined,
     });
   }
@@ -258,6 +265,8 @@ export class Daemon {
     this.stopping = true;
     for (const timer of this.restartTimers.values()) clearTimeout(timer);
     this.events?.close();
+    // Before the networks stop, so leaving takes no network's rules away.
+    this.traffic?.stop();
     await Promise.all([...this.instances.values()].map((i) => i.stop()));
     await this.source?.close().catch(() => undefined);
     this.netlink?.close();

@@ -27,9 +27,9 @@ import { findExternalInterface, interfaceChoice } from "./external-interface.js"
 import type { Flags } from "./flags.js";
 import { readHostNetworks } from "./host-networks.js";
 import type { Logger } from "./logger.js";
+import type { NetworkTrafficRules } from "./network-traffic-rules.js";
 import { ownershipScope } from "./ownership-scope.js";
 import { PeerLeaseFilter } from "./peer-lease-filter.js";
-import { firewallsFor, TrafficRulesSync, trafficOptions } from "./traffic-rules-sync.js";
 
 /** A full reconcile now and then catches anything no event told us about. */
 const SAFETY_RECONCILE_MS = 30_000;
@@ -49,8 +49,8 @@ export interface NetworkInstanceOptions {
   readonly netlink: RtNetlink;
   /** subnet.env, or <subnet-dir>/<network>.env. */
   readonly envFile: string;
-  /** Whether this instance keeps the masquerade and forward rules (see the daemon). */
-  readonly trafficRules: boolean;
+  /** This network's share of the masquerade and forward rules. */
+  readonly traffic: NetworkTrafficRules;
   /** The instance's kinds are known: the daemon makes sure their notifications arrive. */
   readonly watchKinds: (kinds: readonly AnyStateKind[]) => void;
   readonly onFatal: (err: Error) => void;
@@ -67,7 +67,6 @@ export class NetworkInstance {
   private registration!: BackendRegistration;
   private peers: ReadonlyMap<string, Lease> = new Map();
   private reconciler: Reconciler | undefined;
-  private traffic: TrafficRulesSync | undefined;
   private leases: ReadonlyMap<string, Lease> = new Map();
   private filter: PeerLeaseFilter | undefined;
   private timers: NodeJS.Timeout[] = [];
@@ -138,11 +137,7 @@ export class NetworkInstance {
     await backend.attachLease(this.lease);
     await backend.start?.(this.lease);
 
-    if (this.options.trafficRules) {
-      const { use, other } = firewallsFor(this.config.enableNFTables);
-      this.traffic = new TrafficRulesSync(trafficOptions(flags), use, other, log);
-      await this.traffic.start(this.config, this.lease);
-    }
+    await this.options.traffic.apply(this.config, this.lease);
     await this.writeEnvFile();
 
     const filter = new PeerLeaseFilter({
@@ -296,7 +291,7 @@ export class NetworkInstance {
     this.options.log.info(`lease ${lease.key} acquired again`);
     try {
       await this.backend!.attachLease(lease);
-      await this.traffic?.start(this.config, lease);
+      await this.options.traffic.apply(this.config, lease);
       await this.writeEnvFile();
       this.reconciler!.setScope(this.scope());
       this.recompute();
@@ -312,7 +307,7 @@ export class NetworkInstance {
       leaseUpdates: this.leaseEvents,
       leaseScope: this.filter?.metricLines() ?? [],
       deviceRepairs: this.deviceRepairs,
-      iptablesRepairs: this.traffic?.repairs ?? 0,
+      iptablesRepairs: 0, // the daemon counts them: the rules may be shared
       reconcile: this.reconciler?.stats,
       backend: this.backend?.metricLines?.() ?? [],
     };
@@ -323,7 +318,7 @@ export class NetworkInstance {
     this.stopping = true;
     for (const timer of this.timers) clearInterval(timer);
     clearTimeout(this.eventTimer);
-    this.traffic?.stop();
+    this.options.traffic.forget();
     await this.reconciler?.close();
     await this.backend
       ?.close?.()

@@ -77,6 +77,20 @@ async function routes(
   return JSON.parse(await lab.run(host, ["ip", "-4", "-json", "route", "show"]));
 }
 
+/** The rule specs of one of our chains, as iptables-save prints them. */
+async function chainRules(
+  lab: Lab,
+  host: LabHost,
+  table: "nat" | "filter",
+  chain: string,
+): Promise<string[]> {
+  const saved = await lab.run(host, ["iptables-save", "-t", table]);
+  return saved
+    .split("\n")
+    .filter((l) => l.startsWith(`-A ${chain} `))
+    .map((l) => l.slice(`-A ${chain} `.length));
+}
+
 async function assertPing(lab: Lab, from: LabHost, to: string, source?: string): Promise<void> {
   const result = await lab.ping(from, to, { count: 3, ...(source ? { source } : {}) });
   assert.ok(result.reachable, `${from.name} -> ${to}: ${result.output}`);
@@ -184,6 +198,12 @@ describe("weftd multi-network mode (flanneld v0.7)", { timeout: 240_000 }, () =>
         10_000,
       );
 
+      // One forward chain for all networks: each network's pair of rules, in --networks order.
+      assert.deepEqual(
+        (await chainRules(lab, h1, "filter", "FLANNEL-FWD")).map((r) => r.split(" -m ")[0]),
+        ["-s 10.10.0.0/16", "-d 10.10.0.0/16", "-s 10.30.0.0/16", "-d 10.30.0.0/16"],
+      );
+
       // Traffic inside each network: blue between the flannel.1 addresses, red between pod addresses.
       for (const host of lab.hosts) await lab.addPodAddress(host, `${red[host.index - 1]}.1/24`);
       await assertPing(lab, h1, `${blue[1]}.0`);
@@ -208,6 +228,13 @@ describe("weftd multi-network mode (flanneld v0.7)", { timeout: 240_000 }, () =>
         15_000,
       );
       await assertPing(lab, h1, `${green[1]}.0`);
+      await waitFor(
+        "green's forward rules after blue's and red's",
+        async () =>
+          (await chainRules(lab, h1, "filter", "FLANNEL-FWD")).map((r) => r.split(" -m ")[0]).join(",") ===
+          "-s 10.10.0.0/16,-d 10.10.0.0/16,-s 10.30.0.0/16,-d 10.30.0.0/16,-s 10.20.0.0/16,-d 10.20.0.0/16",
+        10_000,
+      );
       // Blue's routes survived green's reconciler (ownership scopes per network).
       const after = await routes(lab, h1);
       assert.ok(
@@ -227,7 +254,7 @@ describe("weftd multi-network mode (flanneld v0.7)", { timeout: 240_000 }, () =>
       await lab.startEtcd();
       await lab.etcdctl(["put", `${PREFIX}/blue/config`, config("blue")]);
       const weftds = await Promise.all(
-        lab.hosts.map((h) => startMulti(lab, h, ["--watch-networks", "--networks=blue,cyan"])),
+        lab.hosts.map((h) => startMulti(lab, h, ["--watch-networks", "--networks=blue,cyan", "--ip-masq"])),
       );
       const [h1, h2] = lab.hosts as [LabHost, LabHost];
       for (const host of lab.hosts) await waitForEnv(lab, host, "blue");
@@ -239,7 +266,7 @@ describe("weftd multi-network mode (flanneld v0.7)", { timeout: 240_000 }, () =>
       const cyan: string[] = [];
       for (const host of lab.hosts) {
         const env = await waitForEnv(lab, host, "cyan");
-        assert.equal(env, expectedEnvOf("cyan", subnetBase(env)));
+        assert.equal(env, expectedEnvOf("cyan", subnetBase(env)).replace("IPMASQ=false", "IPMASQ=true"));
         cyan.push(subnetBase(env));
       }
       await weftds[0]!.waitForOutput(/network added: cyan/, 5_000);
@@ -254,11 +281,34 @@ describe("weftd multi-network mode (flanneld v0.7)", { timeout: 240_000 }, () =>
       );
       await assertPing(lab, h1, `${cyan[1]}.0`);
       await assertPing(lab, h2, `${cyan[0]}.0`);
+      // --ip-masq: one masquerade chain with each network's rules (v0.7 masqueraded per network too).
+      const blueH1 = subnetBase((await readEnv(lab, h1, "blue"))!);
+      const masq = async () => (await chainRules(lab, h1, "nat", "FLANNEL-POSTRTG")).join("\n");
+      await waitFor(
+        "cyan's masquerade rules",
+        async () => (await masq()).includes(`-s 10.60.0.0/16 -d 10.60.0.0/16`),
+        10_000,
+      );
+      const rules = await masq();
+      assert.match(rules, /^-m mark --mark 0x4000\/0x4000 .*-j RETURN$/m);
+      assert.equal(rules.match(/--mark 0x4000/g)?.length, 1, "the kube-proxy mark rule comes once");
+      for (const [net, subnet] of [
+        ["10.10.0.0/16", `${blueH1}.0/24`],
+        ["10.60.0.0/16", `${cyan[0]}.0/24`],
+      ]) {
+        assert.match(rules, new RegExp(`^-s ${net} -d ${net} .*-j RETURN$`, "m"));
+        assert.match(rules, new RegExp(`^! -s ${net} -d ${subnet} .*-j RETURN$`, "m"));
+        assert.match(rules, new RegExp(`^-s ${net} ! -d 224\\.0\\.0\\.0/4 .*-j MASQUERADE`, "m"));
+      }
+      assert.ok(rules.indexOf("10.10.0.0/16") < rules.indexOf("10.60.0.0/16"), "--networks order");
 
       // Removed from the store: weftd stops tending it and, as flanneld v0.7, leaves its datapath.
       await lab.etcdctl(["del", "--prefix", `${PREFIX}/cyan`]);
       await weftds[0]!.waitForOutput(/network removed: cyan/, 10_000);
       assert.equal(await vxlanId(lab, h1, "flannel.6"), 6, "the device stays, as with flanneld v0.7");
+      // Its rules go with it, as flanneld v0.7 removed a stopped network's masquerade rules; blue's stay.
+      await waitFor("cyan's rules removed", async () => !(await masq()).includes("10.60.0.0/16"), 10_000);
+      assert.match(await masq(), /^-s 10\.10\.0\.0\/16 -d 10\.10\.0\.0\/16 /m);
       const blueBase = subnetBase((await readEnv(lab, h2, "blue"))!);
       await assertPing(lab, h1, `${blueBase}.0`);
       for (const weftd of weftds) assert.ok(weftd.running);

@@ -8,6 +8,10 @@ import {
   networkEnvPath,
   parseNetworkList,
 } from "../../src/daemon/multi-network.js";
+import type { WantedRules } from "../../src/firewall/firewall.js";
+import { wantedTable } from "../../src/firewall/nft-rules.js";
+import { wantedChains } from "../../src/firewall/traffic-rules.js";
+import { type IPNetwork, parseCIDR } from "../../src/ip/ip-network.js";
 import { decodeLeaseAttrs } from "../../src/lease/lease-json.js";
 import { networkOfConfigKey } from "../../src/subnet/etcd/etcd-network-source.js";
 import { openNetworkSource } from "../../src/subnet/registry.js";
@@ -136,6 +140,50 @@ describe("multi-network files and keys", () => {
       async () => openNetworkSource({ flags, env: {}, log: () => {}, logError: () => {} }),
       (err: unknown) =>
         err instanceof UserError && /not available with the kube subnet manager/.test(err.message),
+    );
+  });
+});
+
+describe("multi-network traffic rules", () => {
+  const cidr = (text: string) => parseCIDR(text) as IPNetwork;
+  const blue = { network: cidr("10.10.0.0/16"), subnet: cidr("10.10.23.0/24") };
+  const red = { network: cidr("10.30.0.0/16"), subnet: cidr("10.30.53.0/24") };
+  const one: WantedRules = { v4: blue, v6: undefined, ipMasq: true, randomFully: false, forwardRules: true };
+  const two: WantedRules = { ...one, others: [{ v4: red, v6: undefined }] };
+
+  it("puts every network's iptables rules in the same chains, the kube-proxy mark rule once", () => {
+    const [forward, masq] = wantedChains(4, two);
+    const [forwardOne, masqOne] = wantedChains(4, one);
+    assert.equal(forward!.chain, "FLANNEL-FWD");
+    assert.deepEqual(
+      forward!.rules.map((r) => r.split(" -m ")[0]),
+      ["-s 10.10.0.0/16", "-d 10.10.0.0/16", "-s 10.30.0.0/16", "-d 10.30.0.0/16"],
+    );
+    assert.deepEqual(forward!.rules.slice(0, 2), forwardOne!.rules, "the first network's rules as alone");
+    assert.equal(masq!.rules.length, 1 + 4 + 4);
+    assert.deepEqual(masq!.rules.slice(0, 5), masqOne!.rules, "the first network's rules as alone");
+    assert.equal(masq!.rules.filter((r) => r.includes("--mark 0x4000")).length, 1);
+    assert.match(masq!.rules[5]!, /^-s 10\.30\.0\.0\/16 -d 10\.30\.0\.0\/16 /);
+    assert.match(masq!.rules[7]!, /^! -s 10\.30\.0\.0\/16 -d 10\.30\.53\.0\/24 /);
+    // A network without this family adds nothing to it.
+    assert.deepEqual(wantedChains(6, two), []);
+  });
+
+  it("puts every network's nftables rules in the same table", () => {
+    const table = wantedTable(4, two);
+    const postrtg = table.chains.find((c) => c.name === "postrtg")!;
+    const forward = table.chains.find((c) => c.name === "forward")!;
+    assert.equal(postrtg.rules.length, 1 + 5 + 5);
+    assert.equal(postrtg.rules.filter((r) => r[0]!.startsWith("meta mark")).length, 1);
+    assert.deepEqual(postrtg.rules.slice(0, 6), wantedTable(4, one).chains[0]!.rules);
+    assert.deepEqual(
+      forward.rules.map((r) => r[0]),
+      [
+        "ip saddr == 10.10.0.0/16",
+        "ip daddr == 10.10.0.0/16",
+        "ip saddr == 10.30.0.0/16",
+        "ip daddr == 10.30.0.0/16",
+      ],
     );
   });
 });
