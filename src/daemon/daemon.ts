@@ -57,6 +57,8 @@ export class Daemon {
   private readonly instances = new Map<string, NetworkInstance>();
   private readonly restartTimers = new Map<string, NodeJS.Timeout>();
   private readonly refused = new Set<string>();
+  /** With --watch-networks: the networks the store has now (a removed one is not restarted). */
+  private listed: ReadonlySet<string> | undefined;
   private health: Server | undefined;
   private traffic!: SharedTrafficRules;
   private stopping = false;
@@ -155,8 +157,9 @@ export class Daemon {
   /** The store's networks changed (--watch-networks): join the allowed new ones, leave removed ones. */
   private onNetworks(names: ReadonlySet<string>, multi: MultiNetworkOptions, initial: boolean): void {
     if (this.stopping) return;
+    this.listed = names;
     for (const name of names) {
-      if (this.instances.has(name)) continue;
+      if (this.instances.has(name) || this.restartTimers.has(name)) continue;
       if (!isNetworkName(name) || !isNetworkAllowed(multi, name)) {
         if (!this.refused.has(name)) this.log.info(`network ${JSON.stringify(name)} is not allowed`);
         this.refused.add(name);
@@ -166,6 +169,11 @@ export class Daemon {
       this.startNetwork(name, multi);
     }
     for (const name of this.refused) if (!names.has(name)) this.refused.delete(name);
+    for (const [name, timer] of this.restartTimers) {
+      if (names.has(name)) continue;
+      clearTimeout(timer);
+      this.restartTimers.delete(name);
+    }
     for (const [name, instance] of this.instances) {
       if (names.has(name)) continue;
       // As flanneld v0.7: the network's devices, routes and env file stay; only weftd stops tending them.
@@ -205,7 +213,8 @@ export class Daemon {
       network,
       setTimeout(() => {
         this.restartTimers.delete(network);
-        if (!this.instances.has(network)) this.startNetwork(network, multi);
+        const wanted = this.listed === undefined || this.listed.has(network);
+        if (wanted && !this.instances.has(network)) this.startNetwork(network, multi);
       }, NETWORK_RESTART_MS),
     );
   }

@@ -108,6 +108,12 @@ describe("weftd multi-network mode (flanneld v0.7)", { timeout: 240_000 }, () =>
         `${PREFIX}/green/config`,
         '{"Network":"10.20.0.0/16","Backend":{"Type":"vxlan","VNI":"two"}}',
       ]);
+      // purple has room for two hosts only: the third reports it and retries, its other networks unharmed.
+      await lab.etcdctl([
+        "put",
+        `${PREFIX}/purple/config`,
+        '{"Network":"10.50.0.0/16","SubnetMin":"10.50.1.0","SubnetMax":"10.50.2.0","Backend":{"Type":"vxlan","VNI":5}}',
+      ]);
       // A flanneld v0.7 host's lease in its own form (no PublicIPv6, no VNI in BackendData), from the reference.
       const v07Value =
         '{"PublicIP":"172.31.0.99","BackendType":"vxlan","BackendData":{"VtepMAC":"7e:ff:0a:0f:79:0f"}}';
@@ -117,9 +123,9 @@ describe("weftd multi-network mode (flanneld v0.7)", { timeout: 240_000 }, () =>
         lab.hosts.map((h) =>
           h.index === 3
             ? lab.startWeftd(h, [`--subnet-dir=${networksDir(lab, h)}`], {
-                FLANNELD_NETWORKS: "blue,red,green",
+                FLANNELD_NETWORKS: "blue,red,green,purple",
               })
-            : startMulti(lab, h, ["--networks=blue,red,green"]),
+            : startMulti(lab, h, ["--networks=blue,red,green,purple"]),
         ),
       );
 
@@ -198,10 +204,32 @@ describe("weftd multi-network mode (flanneld v0.7)", { timeout: 240_000 }, () =>
         10_000,
       );
 
+      // purple: two leases, and the host left without one says so and keeps trying.
+      await waitFor(
+        "a host reporting purple's full range",
+        async () =>
+          weftds.some((w) =>
+            /purple: no free subnet left in 10\.50\.0\.0\/16 .*trying the network again in 10 s/.test(
+              w.output(),
+            ),
+          ),
+        20_000,
+      );
+      assert.equal((await lab.etcdGetPrefix(`${PREFIX}/purple/subnets/`)).length, 2);
+      const purpleLess = lab.hosts.filter((_, i) => /purple: no free subnet/.test(weftds[i]!.output()));
+      assert.equal(purpleLess.length, 1, "exactly one host has no purple subnet");
+      assert.equal(await readEnv(lab, purpleLess[0]!, "purple"), undefined);
+      const h1Purple = purpleLess[0] !== h1 ? ["-s 10.50.0.0/16", "-d 10.50.0.0/16"] : [];
+      await waitFor(
+        "h1's purple.env",
+        async () => h1Purple.length === 0 || (await readEnv(lab, h1, "purple")) !== undefined,
+        10_000,
+      );
+
       // One forward chain for all networks: each network's pair of rules, in --networks order.
       assert.deepEqual(
         (await chainRules(lab, h1, "filter", "FLANNEL-FWD")).map((r) => r.split(" -m ")[0]),
-        ["-s 10.10.0.0/16", "-d 10.10.0.0/16", "-s 10.30.0.0/16", "-d 10.30.0.0/16"],
+        ["-s 10.10.0.0/16", "-d 10.10.0.0/16", "-s 10.30.0.0/16", "-d 10.30.0.0/16", ...h1Purple],
       );
 
       // Traffic inside each network: blue between the flannel.1 addresses, red between pod addresses.
@@ -232,7 +260,10 @@ describe("weftd multi-network mode (flanneld v0.7)", { timeout: 240_000 }, () =>
         "green's forward rules after blue's and red's",
         async () =>
           (await chainRules(lab, h1, "filter", "FLANNEL-FWD")).map((r) => r.split(" -m ")[0]).join(",") ===
-          "-s 10.10.0.0/16,-d 10.10.0.0/16,-s 10.30.0.0/16,-d 10.30.0.0/16,-s 10.20.0.0/16,-d 10.20.0.0/16",
+          [
+            "-s 10.10.0.0/16,-d 10.10.0.0/16,-s 10.30.0.0/16,-d 10.30.0.0/16,-s 10.20.0.0/16,-d 10.20.0.0/16",
+            ...h1Purple,
+          ].join(","),
         10_000,
       );
       // Blue's routes survived green's reconciler (ownership scopes per network).
