@@ -26,6 +26,8 @@ export class SharedTrafficRules {
     private readonly log: Logger,
     /** Network names in the order their rules go into the chains (--networks order). */
     private readonly order: (names: readonly string[]) => string[] = (names) => [...names].sort(),
+    /** The rule writers a config picks (in memory in unit tests). */
+    private readonly firewalls: typeof firewallsFor = firewallsFor,
   ) {}
 
   get repairs(): number {
@@ -54,7 +56,7 @@ export class SharedTrafficRules {
     if (this.stopped) return Promise.resolve();
     if (!this.sync) {
       if (!config) return Promise.resolve();
-      const { use, other } = firewallsFor(config.enableNFTables);
+      const { use, other } = this.firewalls(config.enableNFTables);
       this.sync = new TrafficRulesSync(this.options, use, other, this.log);
     }
     const names = this.order([...this.networks.keys()]);

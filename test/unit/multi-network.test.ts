@@ -1,6 +1,7 @@
 /** flanneld v0.7's multi-network mode: its flags, network names, env-file paths, keys and v0.7 lease values. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { parseNetworkConfig } from "../../src/config/network-config.js";
 import { parseFlags } from "../../src/daemon/flags.js";
 import {
   isNetworkAllowed,
@@ -8,10 +9,12 @@ import {
   networkEnvPath,
   parseNetworkList,
 } from "../../src/daemon/multi-network.js";
-import type { WantedRules } from "../../src/firewall/firewall.js";
+import { SharedTrafficRules } from "../../src/daemon/network-traffic-rules.js";
+import type { Firewall, WantedRules } from "../../src/firewall/firewall.js";
 import { wantedTable } from "../../src/firewall/nft-rules.js";
 import { wantedChains } from "../../src/firewall/traffic-rules.js";
-import { type IPNetwork, parseCIDR } from "../../src/ip/ip-network.js";
+import { formatCIDR, type IPNetwork, parseCIDR } from "../../src/ip/ip-network.js";
+import type { Lease } from "../../src/lease/lease.js";
 import { decodeLeaseAttrs } from "../../src/lease/lease-json.js";
 import { networkOfConfigKey } from "../../src/subnet/etcd/etcd-network-source.js";
 import { openNetworkSource } from "../../src/subnet/registry.js";
@@ -185,5 +188,60 @@ describe("multi-network traffic rules", () => {
         "ip daddr == 10.30.0.0/16",
       ],
     );
+  });
+});
+
+describe("shared traffic rules", () => {
+  const cidr = (text: string) => parseCIDR(text) as IPNetwork;
+  const network = (net: string, subnet: string) => ({
+    config: parseNetworkConfig(`{"Network":"${net}","Backend":{"Type":"vxlan"}}`),
+    lease: { subnet: cidr(subnet) } as unknown as Lease,
+  });
+  const memory = () => {
+    const wanted: WantedRules[] = [];
+    const firewall: Firewall = {
+      mode: "memory",
+      families: () => [4],
+      ensure: async (_family, want) => {
+        wanted.push(want);
+        return 0;
+      },
+      removeAll: async () => {},
+    };
+    return {
+      wanted,
+      firewalls: () => ({ use: firewall, other: { ...firewall, removeAll: async () => {} } }),
+    };
+  };
+  const quiet = { info() {}, warn() {}, error() {} };
+  const cidrOf = (n: IPNetwork | undefined) => (n ? formatCIDR(n) : undefined);
+  const options = { ipMasq: true, randomFully: true, forwardRules: true, resyncSeconds: 0 };
+
+  it("keeps every network's rules together, in the given order; a leaving network takes its own", async () => {
+    const { wanted, firewalls } = memory();
+    const order = ["red", "blue"];
+    const shared = new SharedTrafficRules(
+      options,
+      quiet,
+      (names) => order.filter((n) => names.includes(n)),
+      firewalls,
+    );
+    const blue = network("10.10.0.0/16", "10.10.23.0/24");
+    const red = network("10.30.0.0/16", "10.30.53.0/24");
+    await shared.forNetwork("blue").apply(blue.config, blue.lease);
+    await shared.forNetwork("red").apply(red.config, red.lease);
+    const last = () => wanted.at(-1)!;
+    assert.equal(cidrOf(last().v4?.network), "10.30.0.0/16", "red first, as ordered");
+    assert.equal(cidrOf(last().others?.[0]?.v4?.subnet), "10.10.23.0/24");
+    shared.forNetwork("red").forget();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(cidrOf(last().v4?.network), "10.10.0.0/16");
+    assert.equal(last().others, undefined, "red's rules are gone, blue's alone");
+    // Shutdown: the rules stay as they are, whatever stops after.
+    const before = wanted.length;
+    shared.stop();
+    shared.forNetwork("blue").forget();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(wanted.length, before);
   });
 });
