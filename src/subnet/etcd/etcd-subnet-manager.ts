@@ -9,13 +9,14 @@ import { formatCIDR, type IPNetwork, networkEquals, networksOverlap } from "../.
 import type { Lease, LeaseAttrs } from "../../lease/lease.js";
 import { encodeLeaseAttrs } from "../../lease/lease-json.js";
 import { parseSubnetKey, subnetKey } from "../../lease/lease-key.js";
-import { Backoff, retry, sleep } from "../../retry/backoff.js";
+import { Backoff, retry } from "../../retry/backoff.js";
 import { boundText } from "../../text/untrusted-text.js";
 import { describeError, UserError } from "../../user-error.js";
 import { LeaseTable, type RawLease } from "../lease-table.js";
 import { chooseFreeSubnet, fitsConfig, takenBy } from "../subnet-choice.js";
 import type { LeaseRequest, LeaseWatcher, SubnetManager } from "../subnet-manager.js";
 import type { EtcdStore, StoredValue } from "./etcd-store.js";
+import { ListWatch } from "./list-watch.js";
 
 export interface EtcdSubnetManagerOptions {
   /** e.g. "/coreos.com/network" */
@@ -43,7 +44,7 @@ export class EtcdSubnetManager implements SubnetManager {
   private own: Lease | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
   private closed = false;
-  private stopWatch: (() => Promise<void>) | undefined;
+  private listWatch: ListWatch | undefined;
   private readonly table = new LeaseTable();
   private reacquiring = false;
   /** The list the first lease was acquired from: the first watch starts from it instead of listing again. */
@@ -273,66 +274,51 @@ export class EtcdSubnetManager implements SubnetManager {
 
   /** List, then watch from there; on any break, list again and diff. Runs until close(). */
   private async syncLoop(watcher: LeaseWatcher): Promise<void> {
+    if (this.closed) return;
     this.syncing = true;
-    const backoff = new Backoff(LIST_RETRY);
-    while (!this.closed) {
-      let broken!: () => void;
-      const brokenPromise = new Promise<string>((resolve) => {
-        broken = () => resolve("");
-      });
-      try {
-        // The first pass reuses the list taken to acquire our lease; the watch then delivers our own
-        // create and everything after it. That list predates our write, so our lease is added to it
-        // (else it would look deleted, and we would acquire it again).
+    // A reused list predates our write: its etcd lease ID on our key says nothing.
+    let reusedPass = false;
+    this.listWatch = new ListWatch(this.store, this.subnetsPrefix, {
+      what: "leases",
+      // The first pass reuses the list taken to acquire our lease; the watch then delivers our own
+      // create and everything after it.
+      list: async () => {
         const reused = this.acquiredFrom;
         this.acquiredFrom = undefined;
-        const { values, revision } = reused ?? (await this.store.list(this.subnetsPrefix));
-        if (this.closed) return;
+        reusedPass = reused !== undefined;
+        return reused ?? (await this.store.list(this.subnetsPrefix));
+      },
+      onList: (values) => {
         let raws = values.map((v) => this.toRaw(v));
         const own = this.own;
-        if (reused && own) {
+        // That list predates our write, so our lease is added to it (else it would look deleted, and we
+        // would acquire it again).
+        if (reusedPass && own) {
           raws = raws.filter((r) => r.subnetKey !== own.key);
           raws.push({ subnetKey: own.key, value: encodeLeaseAttrs(own.attrs), reservation: own.reservation });
         }
         for (const warning of this.table.replaceAll(raws)) watcher.onWarning(warning);
         watcher.onLeases(this.table.leases);
-        // A reused list predates our write: its etcd lease ID on our key says nothing.
-        const ownKey = own && !reused ? this.subnetsPrefix + own.key : undefined;
+        const ownKey = own && !reusedPass ? this.subnetsPrefix + own.key : undefined;
         this.checkOwnLease(
           watcher,
           values.find((v) => v.key === ownKey),
         );
-        const handle = await this.store.watchPrefix(this.subnetsPrefix, revision + 1n, {
-          onPut: (kv) => {
-            const warning = this.table.put(this.toRaw(kv));
-            if (warning) watcher.onWarning(warning);
-            watcher.onLeases(this.table.leases);
-            if (this.own && kv.key === this.subnetsPrefix + this.own.key) this.checkOwnLease(watcher, kv);
-          },
-          onDelete: (key) => {
-            this.table.delete(key.slice(this.subnetsPrefix.length));
-            watcher.onLeases(this.table.leases);
-            this.checkOwnLease(watcher);
-          },
-          onBroken: (reason) => {
-            watcher.onWarning(`etcd watch interrupted (${reason}); re-listing leases`);
-            broken();
-          },
-        });
-        this.stopWatch = async () => {
-          await handle.close();
-          broken();
-        };
-        backoff.reset();
-        await brokenPromise;
-        await handle.close();
-      } catch (err) {
-        if (this.closed) return;
-        const delayMs = backoff.next();
-        watcher.onWarning(`cannot list leases from etcd (${describeError(err)}); retrying in ${delayMs} ms`);
-        await sleep(delayMs);
-      }
-    }
+      },
+      onPut: (kv) => {
+        const warning = this.table.put(this.toRaw(kv));
+        if (warning) watcher.onWarning(warning);
+        watcher.onLeases(this.table.leases);
+        if (this.own && kv.key === this.subnetsPrefix + this.own.key) this.checkOwnLease(watcher, kv);
+      },
+      onDelete: (key) => {
+        this.table.delete(key.slice(this.subnetsPrefix.length));
+        watcher.onLeases(this.table.leases);
+        this.checkOwnLease(watcher);
+      },
+      onWarning: (message) => watcher.onWarning(message),
+    });
+    await this.listWatch.run();
   }
 
   /**
@@ -452,7 +438,7 @@ export class EtcdSubnetManager implements SubnetManager {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.renewTimer);
-    await this.stopWatch?.();
+    await this.listWatch?.close();
     if (!this.options.sharedStore) this.store.close();
   }
 }

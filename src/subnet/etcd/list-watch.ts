@@ -1,0 +1,75 @@
+/**
+ * The one way weft follows a prefix in etcd without losing a change: list it, watch from the list's
+ * revision, and on any break (or a failed list) back off and list again, so the caller can diff. Used for
+ * the leases of a network and for the networks of multi-network mode.
+ */
+import { Backoff, sleep } from "../../retry/backoff.js";
+import { describeError } from "../../user-error.js";
+import type { EtcdStore, StoredValue } from "./etcd-store.js";
+
+const LIST_RETRY = { minMs: 500, maxMs: 5000 };
+
+export interface ListWatchHandlers {
+  /** For messages: "leases", "the networks". */
+  readonly what: string;
+  /** The list to start a pass from; by default a fresh list of the prefix (a caller may hand one it has). */
+  list?(): Promise<{ values: StoredValue[]; revision: bigint }>;
+  /** The whole prefix as listed, at the start of each pass. */
+  onList(values: StoredValue[]): void;
+  onPut(kv: StoredValue): void;
+  onDelete(key: string): void;
+  onWarning(message: string): void;
+}
+
+export class ListWatch {
+  private closed = false;
+  private stopWatch: (() => Promise<void>) | undefined;
+
+  constructor(
+    private readonly store: EtcdStore,
+    private readonly prefix: string,
+    private readonly handlers: ListWatchHandlers,
+  ) {}
+
+  /** Runs until close(). */
+  async run(): Promise<void> {
+    const { store, prefix, handlers } = this;
+    const backoff = new Backoff(LIST_RETRY);
+    while (!this.closed) {
+      let broken!: () => void;
+      const brokenPromise = new Promise<void>((resolve) => (broken = resolve));
+      try {
+        const { values, revision } = await (handlers.list?.() ?? store.list(prefix));
+        if (this.closed) return;
+        handlers.onList(values);
+        const handle = await store.watchPrefix(prefix, revision + 1n, {
+          onPut: (kv) => handlers.onPut(kv),
+          onDelete: (key) => handlers.onDelete(key),
+          onBroken: (reason) => {
+            handlers.onWarning(`etcd watch of ${handlers.what} interrupted (${reason}); listing again`);
+            broken();
+          },
+        });
+        this.stopWatch = async () => {
+          await handle.close();
+          broken();
+        };
+        backoff.reset();
+        await brokenPromise;
+        await handle.close();
+      } catch (err) {
+        if (this.closed) return;
+        const delayMs = backoff.next();
+        handlers.onWarning(
+          `cannot list ${handlers.what} from etcd (${describeError(err)}); retrying in ${delayMs} ms`,
+        );
+        await sleep(delayMs);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.stopWatch?.();
+  }
+}
