@@ -2,6 +2,7 @@
  * One network's leases for the server: ONE etcd list+watch of <prefix>/subnets/ feeding a LeaseEventLog
  * that every client's long poll reads. Re-lists (and diffs) after any break, as the etcd manager does.
  */
+import type { IPNetwork } from "../ip/ip-network.js";
 import { Backoff, sleep } from "../retry/backoff.js";
 import type { StoredValue } from "../subnet/etcd/etcd-messages.js";
 import type { EtcdStore } from "../subnet/etcd/etcd-store.js";
@@ -16,6 +17,8 @@ export class NetworkLeases {
   readonly log = new LeaseEventLog();
   /** When each etcd lease ID we saw expires, so a lease keeps its Expiration across events. */
   private readonly expirations = new Map<string, string>();
+  /** The subnet each public IP last held here: a client whose lease vanished gets it back if it is free. */
+  private readonly lastSubnets = new Map<string, IPNetwork>();
   private closed = false;
   private stop: (() => Promise<void>) | undefined;
   /** Resolves once the first list is in. */
@@ -42,6 +45,10 @@ export class NetworkLeases {
     this.expirations.set(leaseId, expiration);
   }
 
+  lastSubnetOf(publicIP: string | undefined): IPNetwork | undefined {
+    return publicIP === undefined ? undefined : this.lastSubnets.get(publicIP);
+  }
+
   private toApi(kv: StoredValue): ApiLease | undefined {
     const decoded = decodeRawLease({
       subnetKey: kv.key.slice(this.subnetsPrefix.length),
@@ -49,6 +56,8 @@ export class NetworkLeases {
       reservation: kv.leaseId === "0",
     });
     if (!decoded.ok) return undefined;
+    const { publicIP } = decoded.lease.attrs;
+    if (publicIP && decoded.lease.subnet) this.lastSubnets.set(publicIP, decoded.lease.subnet);
     return { lease: decoded.lease, expiration: this.expirationOf(kv.leaseId) };
   }
 

@@ -203,9 +203,12 @@ export class RemoteServer {
     });
     const expiration = formatGoTime(new Date(Date.now() + LEASE_TTL_SECONDS * 1000));
     try {
+      // v0.7's request names no subnet: the one this address held last (revoked, expired) is tried first.
+      const leases = this.leasesOf(network);
+      await leases.ready;
       const lease = await manager.acquireLease({
         attrs,
-        previousSubnet: undefined,
+        previousSubnet: leases.lastSubnetOf(attrs.publicIP),
         previousIPv6Subnet: undefined,
       });
       await this.noteCurrentExpiration(network, lease.key, expiration);
