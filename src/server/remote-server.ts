@@ -307,7 +307,8 @@ export class RemoteServer {
 }
 
 function send(res: http.ServerResponse, status: number, body: string, type: string | undefined): void {
-  const bytes = Buffer.from(body);
+  // Go's JSON encoder ends each value with a newline; error texts have none.
+  const bytes = Buffer.from(status === 200 && type?.startsWith("application/json") ? `${body}\n` : body);
   // v0.7's header order: Content-Type, Date, Content-Length.
   if (type && status === 200) res.setHeader("Content-Type", type);
   res.setHeader("Date", new Date().toUTCString());

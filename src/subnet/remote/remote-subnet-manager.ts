@@ -46,6 +46,8 @@ export class RemoteSubnetManager implements SubnetManager {
   private readonly agent: http.Agent;
   private closed = false;
   private own: Lease | undefined;
+  /** The Expiration the server gave our lease; a renewal sends it back, as v0.7 does. */
+  private ownExpiration = "0001-01-01T00:00:00Z";
   private renewTimer: NodeJS.Timeout | undefined;
   private readonly requests = new Set<http.ClientRequest>();
   /** The last failure logged, so a server down for an hour leaves one line. */
@@ -138,6 +140,7 @@ export class RemoteSubnetManager implements SubnetManager {
     );
     const { lease, expiration } = decodeApiLease(JSON.parse(text));
     this.own = lease;
+    this.ownExpiration = expiration;
     this.options.log(`lease acquired: ${lease.key} from ${this.options.server}`);
     this.scheduleRenew(expiration);
     return lease;
@@ -161,10 +164,11 @@ export class RemoteSubnetManager implements SubnetManager {
         this.request(
           "PUT",
           `/leases/${own.key}`,
-          encodeApiLease({ lease: own, expiration: "0001-01-01T00:00:00Z" }),
+          encodeApiLease({ lease: own, expiration: this.ownExpiration }),
         ),
       );
       const { expiration } = decodeApiLease(JSON.parse(text));
+      this.ownExpiration = expiration;
       this.options.log(`lease ${own.key} renewed, new expiration: ${expiration}`);
       this.scheduleRenew(expiration);
     } catch {
