@@ -5,9 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { readReference } from "../helpers/reference.js";
 import { type Lab, type LabProcess, weftdCommand, withLab } from "./lab.js";
 import { makePki } from "./lab-pki.js";
-import { readReference } from "../helpers/reference.js";
 import {
   addPods,
   assertFullMeshPing,
