@@ -16,15 +16,14 @@ import {
   decodeApiLease,
   encodeApiConfig,
   encodeApiLease,
-  encodeNetworksAnswer,
   encodeWatchAnswer,
   formatGoTime,
-  type WatchAnswer,
 } from "../subnet/remote/remote-json.js";
 import type { RemoteTlsFiles } from "../subnet/remote/remote-tls.js";
 import { boundText } from "../text/untrusted-text.js";
 import { describeError, UserError } from "../user-error.js";
 import { LEASE_TTL_SECONDS, NetworkLeases } from "./network-leases.js";
+import { NetworkNames } from "./network-names.js";
 
 export interface RemoteServerOptions {
   readonly store: EtcdStore;
@@ -51,6 +50,7 @@ class HttpError extends Error {
 
 export class RemoteServer {
   private readonly networks = new Map<string, NetworkLeases>();
+  private names: NetworkNames | undefined;
   private readonly server: http.Server;
   /** The store without close(): the per-request managers share it. */
   private readonly sharedStore: EtcdStore;
@@ -89,7 +89,7 @@ export class RemoteServer {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.networks.values()].map((n) => n.close()));
+    await Promise.all([...this.networks.values(), ...(this.names ? [this.names] : [])].map((n) => n.close()));
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -130,7 +130,7 @@ export class RemoteServer {
     const parts = url.pathname.split("/").slice(1);
     if (parts[0] !== "v1") throw new HttpError(404, "404 page not found");
     if (parts.length === 2 && parts[1] === "" && req.method === "GET")
-      return [await this.networksList(), json];
+      return [await this.networksList(url, res), json];
     const [, network, resource, item, ...extra] = parts;
     if (!network || extra.length > 0) throw new HttpError(404, "404 page not found");
     const method = req.method ?? "GET";
@@ -180,13 +180,14 @@ export class RemoteServer {
     return encodeApiConfig(parseNetworkConfig(await this.configText(network)));
   }
 
-  private async networksList(): Promise<string> {
-    const { values, revision } = await this.options.store.list(`${this.options.prefix}/`);
-    const names = values
-      .map((v) => v.key.slice(this.options.prefix.length + 1))
-      .filter((rest) => /^[^/]+\/config$/.test(rest))
-      .map((rest) => rest.slice(0, -"/config".length));
-    return encodeNetworksAnswer(names.sort(), revision.toString());
+  /** GET /v1/[?next=<cursor>]: the networks (names with a config under the prefix) and their changes. */
+  private async networksList(url: URL, res: http.ServerResponse): Promise<string> {
+    const cursor = parseCursor(url.searchParams.get("next"));
+    if (!this.names)
+      this.names = new NetworkNames(this.options.store, this.options.prefix, this.options.warn);
+    const names = this.names;
+    await names.ready;
+    return longPoll(res, names, () => names.answer(cursor));
   }
 
   /** POST leases: the etcd manager's own acquisition (reuse the lease carrying the address, else a free one). */
@@ -273,37 +274,50 @@ export class RemoteServer {
     res: http.ServerResponse,
     key: string | undefined,
   ): Promise<string> {
-    const next = url.searchParams.get("next");
-    let cursor: bigint | undefined;
-    if (next !== null && next !== "") {
-      if (!/^[0-9]+$/.test(next) || BigInt(next) > 0xffffffffffffffffn) {
-        throw new HttpError(
-          500,
-          `failed to parse cursor: strconv.ParseUint: parsing ${JSON.stringify(next)}: invalid syntax`,
-        );
-      }
-      cursor = BigInt(next);
-    }
+    const cursor = parseCursor(url.searchParams.get("next"));
     await this.configText(network);
     const leases = this.leasesOf(network);
     await leases.ready;
-    const answer = await new Promise<WatchAnswer | undefined>((resolve) => {
-      const first = leases.log.answer(cursor, key);
-      if (first) return resolve(first);
-      const stop = leases.log.onChange(() => {
-        const found = leases.log.answer(cursor, key);
-        if (found) {
-          stop();
-          resolve(found);
-        }
-      });
-      res.once("close", () => {
-        stop();
-        resolve(undefined);
-      });
+    return longPoll(res, leases.log, () => {
+      const answer = leases.log.answer(cursor, key);
+      return answer && encodeWatchAnswer(answer);
     });
-    return answer ? encodeWatchAnswer(answer) : "";
   }
+}
+
+/** v0.7's cursor: an unsigned 64-bit number, or none (a snapshot). */
+function parseCursor(next: string | null): bigint | undefined {
+  if (next === null || next === "") return undefined;
+  if (!/^[0-9]+$/.test(next) || BigInt(next) > 0xffffffffffffffffn) {
+    throw new HttpError(
+      500,
+      `failed to parse cursor: strconv.ParseUint: parsing ${JSON.stringify(next)}: invalid syntax`,
+    );
+  }
+  return BigInt(next);
+}
+
+/** Answers now if there is an answer, else at the first change that gives one, or "" if the client left. */
+function longPoll(
+  res: http.ServerResponse,
+  source: { onChange(wake: () => void): () => void },
+  answer: () => string | undefined,
+): Promise<string> {
+  return new Promise((resolve) => {
+    const first = answer();
+    if (first !== undefined) return resolve(first);
+    const stop = source.onChange(() => {
+      const found = answer();
+      if (found !== undefined) {
+        stop();
+        resolve(found);
+      }
+    });
+    res.once("close", () => {
+      stop();
+      resolve("");
+    });
+  });
 }
 
 function send(res: http.ServerResponse, status: number, body: string, type: string | undefined): void {
