@@ -80,6 +80,29 @@ describe("weftd client/server mode", { timeout: 240_000 }, () => {
         compared++;
       }
       assert.equal(compared, 9, "every curl of the reference was compared");
+
+      // The networks' long poll: a network whose config appears is announced as v0.7 announced cyan.
+      const list = JSON.parse(
+        await lab.run(lab.host(3), ["curl", "-s", "-m", "5", `http://${SERVER}/v1/`]),
+      ) as {
+        cursor: string;
+      };
+      const poll = lab.run(lab.host(3), [
+        "curl",
+        "-s",
+        "-m",
+        "10",
+        `http://${SERVER}/v1/?next=${list.cursor}`,
+      ]);
+      await lab.etcdctl([
+        "put",
+        `${PREFIX}/cyan/config`,
+        '{"Network":"10.60.0.0/16","Backend":{"Type":"vxlan","VNI":6}}',
+      ]);
+      assert.match(
+        await poll,
+        /^\{"events":\[\{"type":"added","lease":\{"Subnet":"0\.0\.0\.0\/0","Attrs":\{"PublicIP":"0\.0\.0\.0"\},"Expiration":"0001-01-01T00:00:00Z"\},"network":"cyan"\}\],"snapshot":null,"cursor":"\d+"\}\n$/,
+      );
     });
   });
 
