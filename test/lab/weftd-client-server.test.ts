@@ -126,6 +126,10 @@ describe("weftd client/server mode", { timeout: 240_000 }, () => {
         assert.equal(value.PublicIP, host.ip);
         assert.equal(value.BackendType, "vxlan");
       }
+      // ONE etcd watch serves every client's long polls (etcd counts its watchers).
+      const metrics = await lab.run(lab.fabric, ["curl", "-s", "-m", "5", `${lab.etcdEndpoint}/metrics`]);
+      const watchers = Number(/^etcd_debugging_mvcc_watcher_total (\d+)/m.exec(metrics)?.[1]);
+      assert.equal(watchers, 1, "etcd watchers with 3 clients long-polling");
       const pods = await addPods(lab, leases);
       await assertFullMeshPing(lab, pods);
 
@@ -173,6 +177,27 @@ describe("weftd client/server mode", { timeout: 240_000 }, () => {
         10_000,
       );
       assert.ok(clients[1]!.running, clients[1]!.output());
+    });
+  });
+
+  it("--listen=fd:// serves on the socket systemd passes (socket activation)", async () => {
+    await withLab({ hosts: 1, tag: "remotefd" }, async (lab) => {
+      await lab.startEtcd();
+      await lab.etcdctl(["put", `${PREFIX}/config`, VXLAN]);
+      const server = await lab.spawn(lab.fabric, [
+        "systemd-socket-activate",
+        "-l",
+        SERVER,
+        ...weftdCommand(),
+        "--listen=fd://",
+        `--etcd-endpoints=${lab.etcdEndpoint}`,
+      ]);
+      const answer = await lab.run(lab.host(1), ["curl", "-s", "-m", "10", `http://${SERVER}/v1/_/config`]);
+      assert.equal(
+        answer,
+        '{"Network":"10.244.0.0/16","SubnetMin":"10.244.1.0","SubnetMax":"10.244.255.0","SubnetLen":24,"Backend":{"Type":"vxlan"}}\n',
+      );
+      await server.waitForOutput(/running as server on the socket from systemd \(fd 3\)/, 5_000);
     });
   });
 
