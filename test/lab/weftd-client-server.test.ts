@@ -81,6 +81,38 @@ describe("weftd client/server mode", { timeout: 240_000 }, () => {
       }
       assert.equal(compared, 9, "every curl of the reference was compared");
 
+      // A renewal as v0.7's client sends it (PUT with the lease): a new expiration, a new etcd lease.
+      // Lease IDs exceed 2^53: read as text.
+      const leaseIdOf = async () =>
+        /"lease":(\d+)/.exec(await lab.etcdctl(["get", `${SUBNETS}${h1key}`, "-w", "json"]))?.[1];
+      const before = await leaseIdOf();
+      const current = JSON.parse(
+        await lab.run(lab.host(3), ["curl", "-s", "-m", "5", `http://${SERVER}/v1/_/leases/${h1key}`]),
+      ) as { snapshot: Array<Record<string, unknown>> };
+      const sent = JSON.stringify(current.snapshot[0]);
+      const renewed = await lab.run(lab.host(3), [
+        "curl",
+        "-s",
+        "-m",
+        "5",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        sent,
+        `http://${SERVER}/v1/_/leases/${h1key}`,
+      ]);
+      const answer = JSON.parse(renewed) as { Subnet: string; Attrs: unknown; Expiration: string };
+      assert.equal(answer.Subnet, `${h1lease!.base}.0/24`);
+      assert.deepEqual(answer.Attrs, current.snapshot[0]!.Attrs);
+      assert.ok(Date.parse(answer.Expiration) > Date.now() + 23 * 3600_000, answer.Expiration);
+      const after = await leaseIdOf();
+      assert.ok(
+        before && after && after !== before,
+        `renewed under a new etcd lease (${before} -> ${after})`,
+      );
+
       // The networks' long poll: a network whose config appears is announced as v0.7 announced cyan.
       const list = JSON.parse(
         await lab.run(lab.host(3), ["curl", "-s", "-m", "5", `http://${SERVER}/v1/`]),
