@@ -275,7 +275,8 @@ export class RemoteServer {
     key: string | undefined,
   ): Promise<string> {
     const cursor = parseCursor(url.searchParams.get("next"));
-    await this.configText(network);
+    // A network is checked for its config once; after that a long poll costs etcd nothing.
+    if (!this.networks.has(network)) await this.configText(network);
     const leases = this.leasesOf(network);
     await leases.ready;
     return longPoll(res, leases.log, () => {

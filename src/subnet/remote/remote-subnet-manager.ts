@@ -28,6 +28,7 @@ export interface RemoteSubnetManagerOptions {
 }
 
 const RETRY_MS = 1000;
+const SILENCE_MS = 10 * 60_000;
 const ANSWER_MAX = 16 * 1024 * 1024;
 
 /** An answer that is not 200: the server's text, as v0.7 shows it ("500 Internal Server Error: ..."). */
@@ -94,6 +95,9 @@ export class RemoteSubnetManager implements SubnetManager {
       });
       // A long poll answers only at the next change: a new connection is the sign the server is back.
       req.on("socket", (socket) => socket.once("connect", () => this.reachable()));
+      // A half-open connection would hold a long poll forever: after this much silence it is asked again
+      // from the same cursor, which loses nothing.
+      req.setTimeout(SILENCE_MS, () => req.destroy(new Error(`no answer for ${SILENCE_MS / 60_000} min`)));
       this.requests.add(req);
       req.on("close", () => this.requests.delete(req));
       req.on("error", reject);
