@@ -118,7 +118,11 @@ export class RemoteServer {
       status = err instanceof HttpError ? err.status : 500;
       if (!res.destroyed) send(res, status, describeError(err), "text/plain; charset=utf-8");
     }
-    this.options.log(`${req.method} ${boundText(req.url ?? "")} - ${status}`, 1);
+    // v0.7's request log line, and who asked.
+    this.options.log(
+      `${req.method} ${boundText(req.url ?? "")} - ${status} (${req.socket.remoteAddress})`,
+      1,
+    );
   }
 
   private async route(
@@ -242,6 +246,7 @@ export class RemoteServer {
   }
 
   private async reservations(network: string): Promise<string> {
+    if (!this.networks.has(network)) await this.configText(network);
     const leases = this.leasesOf(network);
     await leases.ready;
     const list = leases.log

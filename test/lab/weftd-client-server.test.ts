@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { readReference } from "../helpers/reference.js";
+import { wireMessages } from "../helpers/wire-transcript.js";
 import { type Lab, type LabProcess, weftdCommand, withLab } from "./lab.js";
 import { makePki } from "./lab-pki.js";
 import {
@@ -62,7 +63,7 @@ describe("weftd client/server mode", { timeout: 240_000 }, () => {
       // As in the reference, unrelated writes first, so that next=5 is older than anything the server saw.
       for (let i = 0; i < 6; i++) await lab.etcdctl(["put", `/weft-junk/k${i}`, "x"]);
       await lab.etcdctl(["put", `${PREFIX}/config`, '{"Network":"10.66.0.0/16","Backend":{"Type":"vxlan"}}']);
-      const server = await startServer(lab);
+      const server = await startServer(lab, ["-v=1"]);
       await server.waitForOutput(/running as server/, 10_000);
       const clients = await Promise.all(
         lab.hosts.slice(0, 2).map((h) => lab.startWeftd(h, [`--remote=${SERVER}`])),
@@ -112,6 +113,17 @@ describe("weftd client/server mode", { timeout: 240_000 }, () => {
         before && after && after !== before,
         `renewed under a new etcd lease (${before} -> ${after})`,
       );
+
+      // What weftd's client asked is what flanneld v0.7.0's client h1 asked (its renewal after 60 s apart).
+      const shape = (line: string) =>
+        line.replace(/\/leases\/[0-9.]+-\d+/, "/leases/<subnet>").replace(/next=\d+/, "next=<n>");
+      const v07 = wireMessages("client-server-wire.txt")
+        .filter((m) => m.from === "client" && m.source === "172.29.0.1" && !m.startLine.startsWith("PUT"))
+        .map((m) => shape(m.startLine.replace(/ HTTP\/1\.1$/, "")));
+      const ours = [
+        ...server.output().matchAll(/\] (GET|POST|PUT|DELETE) (\S+) - 200 \(172\.31\.0\.1\)$/gm),
+      ].map((m) => shape(`${m[1]} ${m[2]}`));
+      assert.deepEqual([...new Set(ours)].sort(), [...new Set(v07)].sort());
 
       // The networks' long poll: a network whose config appears is announced as v0.7 announced cyan.
       const list = JSON.parse(

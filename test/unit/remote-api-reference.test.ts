@@ -4,7 +4,6 @@
  * byte; the config with defaults; the server's event log answering long polls as v0.7 did.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { parseNetworkConfig } from "../../src/config/network-config.js";
 import { decodeLeaseAttrs } from "../../src/lease/lease-json.js";
@@ -21,55 +20,7 @@ import {
   encodeWatchAnswer,
   formatGoTime,
 } from "../../src/subnet/remote/remote-json.js";
-import { referencePath } from "../helpers/reference.js";
-
-interface HttpMessage {
-  readonly conn: string;
-  readonly from: "client" | "server";
-  readonly startLine: string;
-  readonly headers: ReadonlyArray<readonly [string, string]>;
-  readonly body: string;
-}
-
-/** The HTTP messages of a wire transcript, in capture order (one segment per message in these captures). */
-function wireMessages(file: string): HttpMessage[] {
-  const text = readFileSync(referencePath("flanneld-v0.7.0", file), "utf8");
-  const messages: HttpMessage[] = [];
-  const blocks = text.split(/^--- /m).slice(1);
-  for (const block of blocks) {
-    const newline = block.indexOf("\n");
-    const m = /conn#(\d+) (client|server) .* (\d+) bytes$/.exec(block.slice(0, newline));
-    if (!m) continue;
-    let content = block.slice(newline + 1);
-    const heading = content.indexOf("\n### ");
-    if (heading >= 0) content = content.slice(0, heading + 1);
-    else if (content.startsWith("### ")) content = "";
-    // The printer ends every block with a newline: the payload's own last LF (Go's JSON encoder writes
-    // one) or an added one. The segment's byte count (CRLF head) says which.
-    const candidates = [content, content.replace(/\n$/, "")].map((payload) => {
-      const split = payload.indexOf("\n\n");
-      const head = split < 0 ? payload.replace(/\n+$/, "") : payload.slice(0, split);
-      const body = split < 0 ? "" : payload.slice(split + 2);
-      return { head, body, raw: `${head.split("\n").join("\r\n")}\r\n\r\n${body}` };
-    });
-    const found = candidates.find((c) => Buffer.byteLength(c.raw) === Number(m[3]));
-    const [startLine, ...headerLines] = (found ?? candidates[0]!).head.split("\n");
-    if (!/^(GET|POST|PUT|DELETE) |^HTTP\/1\.[01] /.test(startLine!)) continue;
-    assert.ok(found, `segment size of "${startLine}" in ${file} matches the printed payload`);
-    const headers = headerLines.map((l) => {
-      const i = l.indexOf(": ");
-      return [l.slice(0, i), l.slice(i + 2)] as const;
-    });
-    messages.push({
-      conn: m[1]!,
-      from: m[2] as "client" | "server",
-      startLine: startLine!,
-      headers,
-      body: found.body,
-    });
-  }
-  return messages;
-}
+import { type HttpMessage, wireMessages } from "../helpers/wire-transcript.js";
 
 const WIRE_FILES = [
   "client-server-wire.txt",

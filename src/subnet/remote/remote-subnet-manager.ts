@@ -182,6 +182,42 @@ export class RemoteSubnetManager implements SubnetManager {
 
   watchLeases(watcher: LeaseWatcher): void {
     void this.watchLoop(watcher);
+    void this.ownLeaseLoop(watcher);
+  }
+
+  /**
+   * v0.7's second long poll, GET leases/<our subnet>?next=: it says when our lease is revoked (removed,
+   * or missing from a snapshot, e.g. after it expired while the server was away).
+   */
+  private async ownLeaseLoop(watcher: LeaseWatcher): Promise<void> {
+    let cursor: string | undefined;
+    let key: string | undefined;
+    while (!this.closed) {
+      const own = this.own;
+      if (!own) return;
+      if (own.key !== key) {
+        key = own.key;
+        cursor = undefined;
+      }
+      const path = `/leases/${own.key}${cursor === undefined ? "" : `?next=${encodeURIComponent(cursor)}`}`;
+      let answer: ReturnType<typeof decodeWatchAnswer>;
+      try {
+        answer = decodeWatchAnswer(await this.persist("watching leases", () => this.request("GET", path)));
+      } catch (err) {
+        if (this.closed) return;
+        watcher.onWarning(
+          `the server's answer about our lease is unusable (${describeError(err)}); starting over`,
+        );
+        cursor = undefined;
+        await sleep(RETRY_MS);
+        continue;
+      }
+      cursor = answer.cursor;
+      const gone = answer.snapshot
+        ? !answer.snapshot.some((l) => l.lease.key === own.key)
+        : answer.events.at(-1)?.type === "removed";
+      if (gone && this.own === own) await this.reacquire(watcher, own);
+    }
   }
 
   /** The long poll: a snapshot, then one answer per change; the cursor survives a server restart. */
@@ -216,14 +252,11 @@ export class RemoteSubnetManager implements SubnetManager {
       }
       cursor = answer.cursor;
       watcher.onLeases(table);
-      await this.checkOwnLease(watcher, table);
     }
   }
 
-  /** Our lease gone from the server's set (revoked, expired): acquired again, as v0.7 does. */
-  private async checkOwnLease(watcher: LeaseWatcher, table: ReadonlyMap<string, Lease>): Promise<void> {
-    const own = this.own;
-    if (!own || table.has(own.key)) return;
+  /** Our lease revoked (deleted, expired): acquired again, as v0.7 does. */
+  private async reacquire(watcher: LeaseWatcher, own: Lease): Promise<void> {
     watcher.onWarning(`our lease ${own.key} has been revoked; acquiring a lease again`);
     try {
       const lease = await this.acquireLease({
