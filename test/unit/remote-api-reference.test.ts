@@ -9,6 +9,8 @@ import { parseNetworkConfig } from "../../src/config/network-config.js";
 import { decodeLeaseAttrs } from "../../src/lease/lease-json.js";
 import { LeaseEventLog } from "../../src/server/lease-event-log.js";
 import { parseListenTarget } from "../../src/server/remote-server.js";
+import type { StoreFlags } from "../../src/subnet/registry.js";
+import { openRemoteStore } from "../../src/subnet/remote/open-remote-subnet-manager.js";
 import {
   type ApiLease,
   decodeApiLease,
@@ -20,6 +22,7 @@ import {
   encodeWatchAnswer,
   formatGoTime,
 } from "../../src/subnet/remote/remote-json.js";
+import { UserError } from "../../src/user-error.js";
 import { type HttpMessage, wireMessages } from "../helpers/wire-transcript.js";
 
 const WIRE_FILES = [
@@ -213,5 +216,38 @@ describe("--listen", () => {
     );
     assert.throws(() => parseListenTarget("nohost", {}), /is not host:port or fd:\/\//);
     assert.throws(() => parseListenTarget("h:99999", {}), /is not host:port/);
+  });
+});
+
+describe("--remote flags", () => {
+  const flagsOf = (values: Record<string, string | number>): StoreFlags => ({
+    string: (n) => String(values[n] ?? ""),
+    int: (n) => Number(values[n] ?? 60),
+    bool: () => false,
+  });
+  const context = (values: Record<string, string | number>) => ({
+    flags: flagsOf(values),
+    env: {},
+    log: () => undefined,
+    logError: () => undefined,
+  });
+
+  it("one error naming the flag for a bad address, margin or TLS pair", async () => {
+    await assert.rejects(openRemoteStore(context({ remote: "http://10.0.0.1:8888" })), (err: Error) => {
+      assert.ok(err instanceof UserError);
+      assert.match(err.message, /^--remote=http:\/\/10\.0\.0\.1:8888 is not host:port$/);
+      return true;
+    });
+    await assert.rejects(
+      openRemoteStore(context({ remote: "10.0.0.1:8888", "subnet-lease-renew-margin": 0 })),
+      /--subnet-lease-renew-margin 0 is out of range/,
+    );
+    await assert.rejects(
+      openRemoteStore(context({ remote: "10.0.0.1:8888", "remote-cafile": "/nonexistent/ca.pem" })),
+      /cannot read --remote-cafile \/nonexistent\/ca\.pem/,
+    );
+    const manager = await openRemoteStore(context({ remote: "10.0.0.1:8888" }), "blue");
+    assert.equal(manager.name, "remote");
+    await manager.close();
   });
 });

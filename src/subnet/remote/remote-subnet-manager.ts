@@ -139,10 +139,10 @@ export class RemoteSubnetManager implements SubnetManager {
     if (!request.attrs.publicIP) {
       throw new UserError("--remote needs an IPv4 public address", "v0.7's API carries IPv4 leases only");
     }
-    const text = await this.persist("acquiring a lease", () =>
-      this.request("POST", "/leases", encodeApiAttrs(request.attrs)),
+    // An answer that is not a lease is retried like a failed request: the server may be mid-upgrade.
+    const { lease, expiration } = await this.persist("acquiring a lease", async () =>
+      decodeApiLease(parseAnswer(await this.request("POST", "/leases", encodeApiAttrs(request.attrs)))),
     );
-    const { lease, expiration } = decodeApiLease(JSON.parse(text));
     this.own = lease;
     this.ownExpiration = expiration;
     this.options.log(`lease acquired: ${lease.key} from ${this.options.server}`);
@@ -164,14 +164,18 @@ export class RemoteSubnetManager implements SubnetManager {
     const own = this.own;
     if (!own || this.closed) return;
     try {
-      const text = await this.persist("renewing the lease", () =>
-        this.request(
-          "PUT",
-          `/leases/${own.key}`,
-          encodeApiLease({ lease: own, expiration: this.ownExpiration }),
+      const { expiration } = await this.persist("renewing the lease", async () =>
+        decodeApiLease(
+          parseAnswer(
+            await this.request(
+              "PUT",
+              `/leases/${own.key}`,
+              encodeApiLease({ lease: own, expiration: this.ownExpiration }),
+            ),
+          ),
         ),
       );
-      const { expiration } = decodeApiLease(JSON.parse(text));
+
       this.ownExpiration = expiration;
       this.options.log(`lease ${own.key} renewed, new expiration: ${expiration}`);
       this.scheduleRenew(expiration);
@@ -284,5 +288,13 @@ export class RemoteSubnetManager implements SubnetManager {
     clearTimeout(this.renewTimer);
     for (const req of this.requests) req.destroy();
     this.agent.destroy();
+  }
+}
+
+function parseAnswer(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`the server's answer is not JSON: ${boundText(text, 200)}`);
   }
 }
