@@ -5,7 +5,7 @@
  */
 import http from "node:http";
 import https from "node:https";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { parseNetworkConfig } from "../config/network-config.js";
 import { formatCIDR, parseCIDR } from "../ip/ip-network.js";
 import { encodeLeaseAttrs } from "../lease/lease-json.js";
@@ -38,6 +38,10 @@ export interface RemoteServerOptions {
 export type ListenTarget = { readonly host: string; readonly port: number } | { readonly fd: number };
 
 const BODY_MAX = 64 * 1024;
+/** A TLS record of type handshake (a ClientHello) starts with this byte. */
+const TLS_HANDSHAKE = 0x16;
+/** Go's net/http answer to plain HTTP on a TLS port, byte for byte. */
+const PLAIN_HTTP_TO_TLS = "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
 
 class HttpError extends Error {
   constructor(
@@ -52,6 +56,9 @@ export class RemoteServer {
   private readonly networks = new Map<string, NetworkLeases>();
   private names: NetworkNames | undefined;
   private readonly server: http.Server;
+  /** With TLS: the listener in front, which answers plain HTTP as Go's server does (a 400), not with silence. */
+  private readonly front: net.Server | undefined;
+  private readonly frontSockets = new Set<net.Socket>();
   /** The store without close(): the per-request managers share it. */
   private readonly sharedStore: EtcdStore;
 
@@ -74,23 +81,45 @@ export class RemoteServer {
           )
         : http.createServer(handler);
     this.server.on("tlsClientError", (err) => options.warn(`TLS handshake failed: ${err.message}`));
+    if (this.server instanceof https.Server) {
+      const tlsServer = this.server;
+      this.front = net.createServer((socket) => {
+        this.frontSockets.add(socket);
+        socket.once("close", () => this.frontSockets.delete(socket));
+        socket.once("data", (chunk: Buffer) => {
+          socket.pause();
+          if (chunk[0] === TLS_HANDSHAKE) {
+            // The TLS socket reads what is buffered first, this chunk included.
+            socket.unshift(chunk);
+            tlsServer.emit("connection", socket);
+          } else {
+            socket.end(PLAIN_HTTP_TO_TLS);
+          }
+        });
+        socket.on("error", () => undefined);
+      });
+    }
   }
 
   listen(target: ListenTarget): Promise<AddressInfo | string> {
     return new Promise((resolve, reject) => {
-      this.server.once("error", reject);
       const done = () => {
-        this.server.off("error", reject);
-        resolve(this.server.address() ?? "");
+        (this.front ?? this.server).off("error", reject);
+        resolve((this.front ?? this.server).address() ?? "");
       };
-      if ("fd" in target) this.server.listen({ fd: target.fd }, done);
-      else this.server.listen(target.port, target.host, done);
+      const listener = this.front ?? this.server;
+      listener.once("error", reject);
+      if ("fd" in target) listener.listen({ fd: target.fd }, done);
+      else listener.listen(target.port, target.host, done);
     });
   }
 
   async close(): Promise<void> {
     await Promise.all([...this.networks.values(), ...(this.names ? [this.names] : [])].map((n) => n.close()));
     this.server.closeAllConnections();
+    const front = this.front;
+    for (const socket of this.frontSockets) socket.destroy();
+    if (front) await new Promise<void>((resolve) => front.close(() => resolve()));
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 

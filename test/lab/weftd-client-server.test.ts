@@ -266,13 +266,22 @@ describe("weftd client/server mode", { timeout: 240_000 }, () => {
       const bad = await lab.startWeftd(h2!, [`--remote=${SERVER}`, `--remote-cafile=${pki.ca}`]);
       const [lease] = await waitForLeases(lab, [good], 20_000, [h1!]);
       assert.ok(lease);
+      assert.ok(bad.running, "the refused client keeps trying");
       await bad.waitForOutput(
         /waiting for the network config from https:\/\/172\.31\.0\.254:8888\/v1\/_: .*retrying every second/,
         10_000,
       );
       await server.waitForOutput(/TLS handshake failed/, 5_000);
       assert.equal(await readLease(lab, h2!), undefined, "no lease without a client certificate");
-      assert.ok(bad.running, "the refused client keeps trying");
+      // Plain HTTP to the TLS port gets Go's answer, so a client without TLS flags says what is wrong.
+      await bad.stop();
+      const plain = await lab.startWeftd(h2!, [`--remote=${SERVER}`]);
+      await plain.waitForOutput(
+        /waiting for the network config from http:\/\/172\.31\.0\.254:8888\/v1\/_: 400 Bad Request: Client sent an HTTP request to an HTTPS server\.; retrying every second/,
+        10_000,
+      );
+      const raw = await lab.run(h2!, ["curl", "-s", "-i", "-m", "5", `http://${SERVER}/v1/_/config`]);
+      assert.equal(raw, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n");
       assert.equal((await lab.etcdGetPrefix(SUBNETS)).length, 1);
     });
   });
