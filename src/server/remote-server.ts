@@ -18,6 +18,7 @@ import {
   encodeApiLease,
   encodeWatchAnswer,
   formatGoTime,
+  ZERO_TIME,
 } from "../subnet/remote/remote-json.js";
 import type { RemoteTlsFiles } from "../subnet/remote/remote-tls.js";
 import { boundText } from "../text/untrusted-text.js";
@@ -38,6 +39,7 @@ export interface RemoteServerOptions {
 export type ListenTarget = { readonly host: string; readonly port: number } | { readonly fd: number };
 
 const BODY_MAX = 64 * 1024;
+const NETWORK_NAME = /^(?!\.\.?$)[A-Za-z0-9_.-]{1,253}$/;
 /** A TLS record of type handshake (a ClientHello) starts with this byte. */
 const TLS_HANDSHAKE = 0x16;
 /** Go's net/http answer to plain HTTP on a TLS port, byte for byte. */
@@ -165,7 +167,10 @@ export class RemoteServer {
     if (parts.length === 2 && parts[1] === "" && req.method === "GET")
       return [await this.networksList(url, res), json];
     const [, network, resource, item, ...extra] = parts;
-    if (!network || extra.length > 0) throw new HttpError(404, "404 page not found");
+    // A network is one etcd path segment under the prefix, nothing that could climb out of it.
+    if (!network || !NETWORK_NAME.test(network) || extra.length > 0) {
+      throw new HttpError(404, "404 page not found");
+    }
     const method = req.method ?? "GET";
     if (resource === "config" && item === undefined && method === "GET")
       return [await this.config(network), json];
@@ -226,8 +231,7 @@ export class RemoteServer {
   /** POST leases: the etcd manager's own acquisition (reuse the lease carrying the address, else a free one). */
   private async acquire(network: string, body: string): Promise<string> {
     const attrs = decodeApiLease({ Subnet: "0.0.0.0/0", Attrs: parseJson(body) }).lease.attrs;
-    const configText = await this.configText(network);
-    parseNetworkConfig(configText);
+    await this.configText(network); // v0.7's error for a network without a config
     const manager = new EtcdSubnetManager(this.sharedStore, {
       prefix: this.prefixOf(network),
       leaseTtlSeconds: LEASE_TTL_SECONDS,
@@ -245,6 +249,7 @@ export class RemoteServer {
         previousSubnet: leases.lastSubnetOf(attrs.publicIP),
         previousIPv6Subnet: undefined,
       });
+      if (lease.reservation) return encodeApiLease({ lease, expiration: ZERO_TIME });
       await this.noteCurrentExpiration(network, lease.key, expiration);
       return encodeApiLease({ lease, expiration });
     } finally {
