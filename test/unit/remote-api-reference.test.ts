@@ -133,6 +133,20 @@ describe("v0.7 REST bodies, re-encoded byte for byte", () => {
     }
   });
 
+  it("a lease with Go's zero time is a reservation (never renewed)", () => {
+    const reserved = decodeApiLease({
+      Subnet: "10.66.5.0/24",
+      Attrs: { PublicIP: "172.29.0.9" },
+      Expiration: "0001-01-01T00:00:00Z",
+    });
+    assert.equal(reserved.lease.reservation, true);
+    assert.equal(
+      decodeApiLease({ Subnet: "10.66.5.0/24", Attrs: {}, Expiration: "2026-12-02T11:15:17.9Z" }).lease
+        .reservation,
+      false,
+    );
+  });
+
   it("times as Go writes them", () => {
     assert.equal(formatGoTime(new Date("2026-12-02T11:15:17.925Z")), "2026-12-02T11:15:17.925Z");
     assert.equal(formatGoTime(new Date("2026-12-02T11:15:17.900Z")), "2026-12-02T11:15:17.9Z");

@@ -118,8 +118,10 @@ export function decodeApiLease(value: unknown): ApiLease {
   }
   const attrs = decodeLeaseAttrs(JSON.stringify(value.Attrs ?? {}));
   const expiration = typeof value.Expiration === "string" ? value.Expiration : ZERO_TIME;
+  // v0.7 gives a reservation (a lease without a TTL) Go's zero time.
+  const reservation = expiration === ZERO_TIME;
   return {
-    lease: { key: subnetKey(subnet, undefined), subnet, ipv6Subnet: undefined, attrs, reservation: false },
+    lease: { key: subnetKey(subnet, undefined), subnet, ipv6Subnet: undefined, attrs, reservation },
     expiration,
   };
 }

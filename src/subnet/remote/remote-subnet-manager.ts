@@ -13,7 +13,13 @@ import { sleep } from "../../retry/backoff.js";
 import { boundText } from "../../text/untrusted-text.js";
 import { describeError, UserError } from "../../user-error.js";
 import type { LeaseRequest, LeaseWatcher, SubnetManager } from "../subnet-manager.js";
-import { decodeApiLease, decodeWatchAnswer, encodeApiAttrs, encodeApiLease } from "./remote-json.js";
+import {
+  decodeApiLease,
+  decodeWatchAnswer,
+  encodeApiAttrs,
+  encodeApiLease,
+  ZERO_TIME,
+} from "./remote-json.js";
 import { type RemoteTlsFiles, usesTls } from "./remote-tls.js";
 
 export interface RemoteSubnetManagerOptions {
@@ -48,7 +54,7 @@ export class RemoteSubnetManager implements SubnetManager {
   private closed = false;
   private own: Lease | undefined;
   /** The Expiration the server gave our lease; a renewal sends it back, as v0.7 does. */
-  private ownExpiration = "0001-01-01T00:00:00Z";
+  private ownExpiration = ZERO_TIME;
   private renewTimer: NodeJS.Timeout | undefined;
   private readonly requests = new Set<http.ClientRequest>();
   /** The last failure logged, so a server down for an hour leaves one line. */
@@ -152,6 +158,8 @@ export class RemoteSubnetManager implements SubnetManager {
 
   private scheduleRenew(expiration: string): void {
     clearTimeout(this.renewTimer);
+    // A reservation never expires: renewing would give it a TTL.
+    if (expiration === ZERO_TIME) return;
     const expires = Date.parse(expiration);
     const delayMs = Number.isNaN(expires)
       ? 60_000
