@@ -16,6 +16,7 @@ APT_PACKAGES=(
   wireguard-tools wireguard-go  # userspace WireGuard where the module is missing
   strongswan-charon libcharon-extra-plugins    # ipsec: charon; kernel-libipsec (ESP in userspace where the kernel has none)
   libstrongswan-standard-plugins strongswan-swanctl  # ipsec: openssl/gcm for flannel's proposals; swanctl to inspect
+  awscli                        # the real AWS CLI checks the EC2 stand-in (test/cloud)
   make g++ python3              # node-gyp builds the netlink addon
 )
 

@@ -1,9 +1,12 @@
 /** Backends by the name used in the config's Backend.Type. Add a backend here: one line. */
 import type { NetworkConfig } from "../config/network-config.js";
 import { ConfigError } from "../config/network-config.js";
+import { describeValue } from "../text/untrusted-text.js";
 import { allocRegistration } from "./alloc/alloc-backend.js";
+import { awsVpcRegistration } from "./aws-vpc/aws-vpc-backend.js";
 import type { BackendFactory, BackendRegistration } from "./backend.js";
 import { extensionRegistration } from "./extension/extension-backend.js";
+import { gceRegistration } from "./gce/gce-backend.js";
 import { hostGwRegistration } from "./host-gw/host-gw-backend.js";
 import { ipipRegistration } from "./ipip/ipip-backend.js";
 import { ipsecRegistration } from "./ipsec/ipsec-backend.js";
@@ -20,10 +23,12 @@ const BACKENDS: readonly BackendRegistration[] = [
   wireguardRegistration,
   ipipRegistration,
   ipsecRegistration,
+  gceRegistration,
+  awsVpcRegistration,
 ];
 
 /** flannel's other backends: recognised, so the error can say they are not built yet. */
-const NOT_YET = ["gce", "aws-vpc", "ali-vpc", "tencent-vpc"];
+const NOT_YET = ["ali-vpc", "tencent-vpc"];
 
 export function findBackend(type: string): BackendRegistration | undefined {
   const wanted = type.toLowerCase();
@@ -44,8 +49,8 @@ export function configureBackend(config: NetworkConfig): {
     const type = config.backendType;
     throw new ConfigError(
       NOT_YET.includes(type.toLowerCase())
-        ? `backend "${type}" is not supported by weft yet (use one of: ${known})`
-        : `unknown backend type "${type}" in Backend.Type (use one of: ${known})`,
+        ? `backend ${describeValue(type)} is not supported by weft yet (use one of: ${known})`
+        : `unknown backend type ${describeValue(type)} in Backend.Type (use one of: ${known})`,
     );
   }
   return { registration, create: registration.configure(config) };

@@ -115,7 +115,8 @@ export async function chooseExternalInterface(
     how = "the default route";
     if (!link) {
       throw new UserError(
-        `no default IPv${family} route to pick the external interface from`,
+        `no default IPv${family} route to pick the external interface from` +
+          (choice.ipv4 ? "" : " (the network config is IPv6-only: EnableIPv4 false)"),
         "name it with --iface (e.g. --iface=eth0)",
       );
     }
@@ -131,10 +132,13 @@ export async function chooseExternalInterface(
       "give it one or pick another with --iface",
     );
   }
-  if (choice.ipv6 && !v6 && !choice.publicIPv6) {
+  // As flanneld: IPv6 needs an address on the interface itself (the vxlan device's source, host-gw's
+  // link); --public-ipv6 only changes the address peers are told.
+  if (choice.ipv6 && !v6) {
     throw new UserError(
-      `interface ${link.name} (chosen by ${how}) has no global IPv6 address`,
-      "give it one or pick another with --iface",
+      `the network config enables IPv6 (EnableIPv6), but interface ${link.name} (chosen by ${how}) has no global IPv6 address` +
+        (choice.publicIPv6 ? ` (--public-ipv6 ${choice.publicIPv6} does not replace it)` : ""),
+      `give ${link.name} an IPv6 address, pick an interface that has one with --iface, or set "EnableIPv6": false`,
     );
   }
   for (const [flag, value, family] of [

@@ -70,6 +70,25 @@ const FLAG_SPECS: readonly FlagSpec[] = [
     fallback: "/run/flannel/subnet.env",
     usage: "filename where env variables (subnet, MTU, ... ) will be written to",
   },
+  // flanneld v0.7's multi-network mode (removed in v0.8): one lease, backend and .env file per network.
+  {
+    name: "networks",
+    kind: "string",
+    fallback: "",
+    usage: "run in multi-network mode and service the specified networks (comma-separated)",
+  },
+  {
+    name: "subnet-dir",
+    kind: "string",
+    fallback: "/run/flannel/networks",
+    usage: "directory where files with env variables (subnet, MTU, ...) will be written to, one per network",
+  },
+  {
+    name: "watch-networks",
+    kind: "bool",
+    fallback: false,
+    usage: "run in multi-network mode and watch for networks from the store",
+  },
   {
     name: "public-ip",
     kind: "string",

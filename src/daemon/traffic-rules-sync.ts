@@ -64,8 +64,15 @@ export class TrafficRulesSync {
   ) {}
 
   /** Sets the wanted rules and applies them now; throws if the rule tool cannot be run at all. */
-  async start(config: NetworkConfig, lease: Lease): Promise<void> {
-    const want = wantedRules(config, lease, this.options);
+  start(config: NetworkConfig, lease: Lease): Promise<void> {
+    return this.startAll([{ config, lease }]);
+  }
+
+  /** Multi-network mode: every network's rules in the same chains, in the order given. */
+  async startAll(networks: readonly { config: NetworkConfig; lease: Lease }[]): Promise<void> {
+    const [first, ...rest] = networks.map((n) => wantedRules(n.config, n.lease, this.options));
+    if (!first) return;
+    const want: WantedRules = rest.length > 0 ? { ...first, others: rest } : first;
     this.want = want;
     if (!this.cleanedOther) {
       this.log.info(`keeping the masquerade and forward rules with ${this.firewall.mode}`);

@@ -20,10 +20,19 @@ export interface WantedRules {
   readonly randomFully: boolean;
   /** --iptables-forward-rules */
   readonly forwardRules: boolean;
+  /** Multi-network mode (flanneld v0.7): the other networks, whose rules follow in the same chains. */
+  readonly others?: readonly Pick<WantedRules, "v4" | "v6">[];
 }
 
 export function familyNetworks(want: WantedRules, family: IPFamily): FamilyNetworks | undefined {
   return family === 4 ? want.v4 : want.v6;
+}
+
+/** Every network's pair of one family: the first network's, then the others' in order. */
+export function allFamilyNetworks(want: WantedRules, family: IPFamily): FamilyNetworks[] {
+  return [want, ...(want.others ?? [])]
+    .map((w) => (family === 4 ? w.v4 : w.v6))
+    .filter((n): n is FamilyNetworks => n !== undefined);
 }
 
 export interface Firewall {

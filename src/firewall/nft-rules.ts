@@ -6,7 +6,7 @@
  */
 import { formatIP, type IPFamily, parseIP } from "../ip/ip-address.js";
 import { formatCIDR, parseCIDR } from "../ip/ip-network.js";
-import { familyNetworks, type WantedRules } from "./firewall.js";
+import { allFamilyNetworks, type FamilyNetworks, type WantedRules } from "./firewall.js";
 
 /** A base chain and its rules; a rule is a list of normalized statements, e.g. "ip saddr == 10.244.0.0/16". */
 export interface NftChain {
@@ -54,13 +54,34 @@ const PRIORITY_NAMES: Readonly<Record<string, number>> = {
 export function wantedTable(family: IPFamily, want: WantedRules): NftTable {
   const name = NFT_TABLES[family];
   const table = { family: NFT_FAMILIES[family], name, comment: `rules for ${name}` };
-  const nets = familyNetworks(want, family);
-  if (!nets) return { ...table, chains: [] };
+  const all = allFamilyNetworks(want, family);
+  if (all.length === 0) return { ...table, chains: [] };
   const ip = NFT_FAMILIES[family];
-  const cluster = formatCIDR(nets.network);
-  const pod = formatCIDR(nets.subnet);
   const multicast = family === 4 ? "224.0.0.0/4" : "ff00::/8";
   const masquerade = want.randomFully ? "masquerade fully-random" : "masquerade";
+  // Several networks (multi-network mode) share each chain: their rules follow one another.
+  const masqRules = (nets: FamilyNetworks): string[][] => {
+    const cluster = formatCIDR(nets.network);
+    const pod = formatCIDR(nets.subnet);
+    return [
+      // traffic inside the pod network keeps its addresses
+      [`${ip} saddr == ${pod}`, `${ip} daddr == ${cluster}`, "return"],
+      [`${ip} saddr == ${cluster}`, `${ip} daddr == ${pod}`, "return"],
+      // external traffic arriving for a pod of this host keeps its source
+      [`${ip} saddr != ${pod}`, `${ip} daddr == ${cluster}`, "return"],
+      // pods leaving the network, except to multicast
+      [`${ip} saddr == ${cluster}`, `${ip} daddr != ${multicast}`, masquerade],
+      // the host talking to pods
+      [`${ip} saddr != ${cluster}`, `${ip} daddr == ${cluster}`, masquerade],
+    ];
+  };
+  const forwardRules = (nets: FamilyNetworks): string[][] => {
+    const cluster = formatCIDR(nets.network);
+    return [
+      [`${ip} saddr == ${cluster}`, "accept"],
+      [`${ip} daddr == ${cluster}`, "accept"],
+    ];
+  };
   const chains: NftChain[] = [];
   if (want.ipMasq)
     chains.push({
@@ -73,15 +94,7 @@ export function wantedTable(family: IPFamily, want: WantedRules): NftTable {
       rules: [
         // kube-proxy masquerades these itself (double NAT breaks on some kernels)
         [`meta mark == ${KUBE_MASQ_MARK}`, "return"],
-        // traffic inside the pod network keeps its addresses
-        [`${ip} saddr == ${pod}`, `${ip} daddr == ${cluster}`, "return"],
-        [`${ip} saddr == ${cluster}`, `${ip} daddr == ${pod}`, "return"],
-        // external traffic arriving for a pod of this host keeps its source
-        [`${ip} saddr != ${pod}`, `${ip} daddr == ${cluster}`, "return"],
-        // pods leaving the network, except to multicast
-        [`${ip} saddr == ${cluster}`, `${ip} daddr != ${multicast}`, masquerade],
-        // the host talking to pods
-        [`${ip} saddr != ${cluster}`, `${ip} daddr == ${cluster}`, masquerade],
+        ...all.flatMap(masqRules),
       ],
     });
   if (want.forwardRules)
@@ -92,10 +105,7 @@ export function wantedTable(family: IPFamily, want: WantedRules): NftTable {
       priority: PRIORITY_NAMES.filter!,
       policy: "accept",
       comment: "chain to accept flannel traffic",
-      rules: [
-        [`${ip} saddr == ${cluster}`, "accept"],
-        [`${ip} daddr == ${cluster}`, "accept"],
-      ],
+      rules: all.flatMap(forwardRules),
     });
   return { ...table, chains };
 }

@@ -4,7 +4,7 @@
  */
 import type { IPFamily } from "../ip/ip-address.js";
 import { formatCIDR, type IPNetwork } from "../ip/ip-network.js";
-import { familyNetworks, type WantedRules } from "./firewall.js";
+import { allFamilyNetworks, type FamilyNetworks, type WantedRules } from "./firewall.js";
 
 export interface ChainRules {
   readonly table: "nat" | "filter";
@@ -74,11 +74,18 @@ export function jumpRule(chain: ChainRules): string {
 
 /** The chains flanneld keeps for one family: forward first, then masquerade, as it sets them up. */
 export function wantedChains(family: IPFamily, want: WantedRules): ChainRules[] {
-  const nets = familyNetworks(want, family);
+  const [nets, ...others] = allFamilyNetworks(want, family);
   if (!nets) return [];
   const chains: ChainRules[] = [];
-  if (want.forwardRules) chains.push(forwardRules(nets.network));
-  if (want.ipMasq) chains.push(masqueradeRules(nets.network, nets.subnet, want.randomFully));
+  // Several networks (multi-network mode) share each chain: their rules follow one another.
+  const joined = (build: (n: FamilyNetworks) => ChainRules, skip: number): ChainRules => {
+    const first = build(nets);
+    const more = others.flatMap((n) => build(n).rules.slice(skip));
+    return { ...first, rules: [...first.rules, ...more] };
+  };
+  if (want.forwardRules) chains.push(joined((n) => forwardRules(n.network), 0));
+  // The kube-proxy mark rule comes once, first.
+  if (want.ipMasq) chains.push(joined((n) => masqueradeRules(n.network, n.subnet, want.randomFully), 1));
   return chains;
 }
 

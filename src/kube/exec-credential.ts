@@ -5,7 +5,7 @@
  * expirationTimestamp or until the API answers 401 with it, then run the plugin again.
  */
 import { spawn } from "node:child_process";
-import { boundText } from "../text/untrusted-text.js";
+import { boundText, describeValue } from "../text/untrusted-text.js";
 import { UserError } from "../user-error.js";
 
 export const EXEC_API_VERSIONS = [
@@ -76,6 +76,12 @@ export function execInfo(config: ExecPluginConfig): string {
   return JSON.stringify({ kind: "ExecCredential", apiVersion: config.apiVersion, spec });
 }
 
+/** A field of the plugin's output for a message: a string quoted and bounded, anything else by kind only
+ * (String() of a deeply nested array recurses until the stack overflows). */
+function shown(value: unknown, max: number): string {
+  return typeof value === "string" ? JSON.stringify(boundText(value, max)) : describeValue(value);
+}
+
 /** Reads the plugin's stdout as an ExecCredential of the version asked for. */
 export function parseExecCredential(config: ExecPluginConfig, stdout: string): ExecCredential {
   const bad = (what: string) =>
@@ -87,12 +93,9 @@ export function parseExecCredential(config: ExecPluginConfig, stdout: string): E
     throw bad(`something that is not JSON: ${JSON.stringify(boundText(stdout.trim(), 100))}`);
   }
   const doc = (typeof value === "object" && value !== null ? value : {}) as Record<string, unknown>;
-  if (doc.kind !== "ExecCredential")
-    throw bad(`kind ${JSON.stringify(boundText(String(doc.kind), 60))}, not ExecCredential`);
+  if (doc.kind !== "ExecCredential") throw bad(`kind ${shown(doc.kind, 60)}, not ExecCredential`);
   if (doc.apiVersion !== config.apiVersion)
-    throw bad(
-      `apiVersion ${JSON.stringify(boundText(String(doc.apiVersion), 80))}, not the ${config.apiVersion} asked for`,
-    );
+    throw bad(`apiVersion ${shown(doc.apiVersion, 80)}, not the ${config.apiVersion} asked for`);
   const status = (typeof doc.status === "object" && doc.status !== null ? doc.status : {}) as Record<
     string,
     unknown

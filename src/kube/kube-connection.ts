@@ -91,7 +91,7 @@ export async function readOrFail(path: string, what: string): Promise<Buffer> {
     return readSmallFile(path, 16 * 1024 * 1024); // bounded, never blocking: not /dev/zero or a FIFO
   } catch (err) {
     throw new UserError(
-      `cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      `cannot read ${what} ${boundText(path, 300)}: ${(err as NodeJS.ErrnoException).code ?? boundText((err as Error).message, 200)}`,
       "check the path and the pod's volume mounts",
     );
   }

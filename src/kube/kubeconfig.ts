@@ -20,12 +20,42 @@ type YamlMap = Record<string, unknown>;
 /** Aliases may expand to at most this many nodes: a kubeconfig is small, an alias bomb is not. */
 const MAX_ALIAS_COUNT = 1000;
 
+/**
+ * A kubeconfig nests a few levels deep. The YAML parser recurses per level, and near the end of the stack
+ * V8 can abort the whole process while compiling one of the parser's regular expressions (a fatal
+ * "RegExpCompiler Allocation failed", not a catchable error; found by the fuzz suite). So nesting is bounded
+ * before parsing: flow collections by bracket depth, block collections by indentation.
+ */
+const MAX_NESTING = 64;
+const MAX_INDENT = 512;
+
+function nestingProblem(text: string): string | undefined {
+  // Brackets inside quoted strings count too: an upper bound is enough, and no quote rule can be fooled.
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === "{" || c === "[") {
+      if (++depth > MAX_NESTING) return `flow collections nest deeper than ${MAX_NESTING} levels`;
+    } else if ((c === "}" || c === "]") && depth > 0) depth--;
+    else if (c === "\n") {
+      let indent = 0;
+      while (text[i + 1 + indent] === " ") indent++;
+      if (indent > MAX_INDENT) return `a line is indented more than ${MAX_INDENT} columns`;
+    }
+  }
+  return undefined;
+}
+
 function isMap(value: unknown): value is YamlMap {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** The YAML document as plain values; one UserError naming the line for bad YAML. */
 async function parseKubeconfigYaml(file: string, text: string): Promise<YamlMap> {
+  const tooDeep = nestingProblem(text);
+  if (tooDeep) {
+    throw new UserError(`cannot parse kubeconfig ${file}: ${tooDeep}`, "check it with kubectl config view");
+  }
   const { parseDocument } = await import("./yaml-library.js");
   const doc = parseDocument(text, { merge: true, uniqueKeys: true, prettyErrors: true });
   const first = doc.errors[0];

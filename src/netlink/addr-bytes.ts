@@ -1,5 +1,6 @@
 // IP and MAC conversions for the wire format, over weft's own IP module (pure, no dependencies).
 import { formatIP, parseIP, parseIPv4 } from "../ip/ip-address.js";
+import { NetlinkDecodeError } from "./errors.js";
 
 export type IpFamily = 4 | 6;
 
@@ -36,7 +37,7 @@ export function ipToBytes(ip: string): Buffer {
 export function bytesToIp(bytes: Uint8Array): string {
   if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
   if (bytes.length !== 16) {
-    throw new TypeError(`an IP address has 4 or 16 bytes, not ${bytes.length}`);
+    throw new NetlinkDecodeError(`an IP address has 4 or 16 bytes, not ${bytes.length}`);
   }
   let value = 0n;
   for (const b of bytes) value = (value << 8n) | BigInt(b);

@@ -7,6 +7,7 @@ import {
   attrString,
   bytesAttr,
   readU32,
+  requireHeader,
   stringAttr,
   u32Attr,
   writeU32,
@@ -116,6 +117,7 @@ export function decodeAddress(message: NetlinkMessage): Address | undefined {
   const p = message.payload;
   const family = ipFamilyOf(p[0]!);
   if (family === undefined) return undefined;
+  requireHeader(p, 8, "address");
   const a = attrMap(p, 8);
   const local = a.get(IFA_LOCAL);
   const address = a.get(IFA_ADDRESS);

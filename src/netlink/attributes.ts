@@ -1,6 +1,7 @@
 // rtattr/nlattr TLVs: u16 length (header + value, unpadded), u16 type, value, padding to 4 bytes.
 import { endianness } from "node:os";
 import { NLA_TYPE_MASK } from "./constants.js";
+import { NetlinkDecodeError } from "./errors.js";
 
 /** One attribute to encode: raw bytes, or nested attributes. */
 export interface Attr {
@@ -27,17 +28,38 @@ export function writeI32(buf: Buffer, value: number, offset: number): void {
   if (hostLE) buf.writeInt32LE(value, offset);
   else buf.writeInt32BE(value, offset);
 }
+/** Reads check their bounds themselves, so a short message is a NetlinkDecodeError, not a RangeError. */
+function need(buf: Uint8Array, offset: number, size: number): Buffer {
+  if (offset < 0 || offset + size > buf.length) {
+    throw new NetlinkDecodeError(
+      `a ${size}-byte field at offset ${offset} is past the end (${buf.length} bytes)`,
+    );
+  }
+  return buf as Buffer;
+}
 export function readU16(buf: Uint8Array, offset = 0): number {
-  const b = buf as Buffer;
+  const b = need(buf, offset, 2);
   return hostLE ? b.readUInt16LE(offset) : b.readUInt16BE(offset);
 }
 export function readU32(buf: Uint8Array, offset = 0): number {
-  const b = buf as Buffer;
+  const b = need(buf, offset, 4);
   return hostLE ? b.readUInt32LE(offset) : b.readUInt32BE(offset);
 }
 export function readI32(buf: Uint8Array, offset = 0): number {
-  const b = buf as Buffer;
+  const b = need(buf, offset, 4);
   return hostLE ? b.readInt32LE(offset) : b.readInt32BE(offset);
+}
+/** Checks a message's fixed family header (ifinfomsg, rtmsg...) is all there before it is read. */
+export function requireHeader(payload: Uint8Array, size: number, what: string): void {
+  if (payload.length < size) {
+    throw new NetlinkDecodeError(
+      `${what} message of ${payload.length} bytes is shorter than its ${size}-byte header`,
+    );
+  }
+}
+/** A big-endian u16 (ports). */
+export function readBE16(buf: Uint8Array, offset = 0): number {
+  return need(buf, offset, 2).readUInt16BE(offset);
 }
 
 // Constructors for the attribute value types the kernel uses.

@@ -46,3 +46,11 @@ export class NetlinkError extends Error {
     this.extAck = extAck;
   }
 }
+
+/**
+ * A message too short, or an attribute of the wrong size, for what its type says. The kernel does not send
+ * these; a decoder meeting one stops with this error instead of a RangeError from deep inside a read.
+ */
+export class NetlinkDecodeError extends Error {
+  override name = "NetlinkDecodeError";
+}

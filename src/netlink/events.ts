@@ -18,6 +18,7 @@ import {
   RTNLGRP_LINK,
   RTNLGRP_NEIGH,
 } from "./constants.js";
+import { NetlinkDecodeError } from "./errors.js";
 import { decodeFdb, type FdbEntry } from "./fdb.js";
 import { decodeLink, type Link } from "./link.js";
 import type { NetlinkMessage } from "./message.js";
@@ -102,7 +103,17 @@ export class RtEvents extends EventEmitter<RtEventsMap> {
     super();
     this.socket = socket;
     socket.on("message", (message: NetlinkMessage) => {
-      const event = decodeEvent(message);
+      let event: RtEvent | undefined;
+      try {
+        event = decodeEvent(message);
+      } catch (err) {
+        if (!(err instanceof NetlinkDecodeError)) throw err;
+        // Thrown here it would end the process from inside the socket's callback. The change it
+        // carried is lost, as in an overrun: say why, then let listeners re-list.
+        if (this.listenerCount("error") > 0) this.emit("error", err);
+        this.emit("overrun");
+        return;
+      }
       if (event !== undefined) this.emit("event", event);
     });
     socket.on("overrun", () => this.emit("overrun"));

@@ -1,7 +1,18 @@
 // Bridge forwarding database entries, here on vxlan devices: AF_BRIDGE neighbour messages whose
 // NDA_DST is the remote VTEP's underlay address. With NTF_SELF the vxlan device owns the entry.
 import { bytesToIp, bytesToMac, ipToBytes, macToBytes } from "./addr-bytes.js";
-import { type Attr, attrMap, be16Attr, bytesAttr, readI32, readU16, readU32, u32Attr } from "./attributes.js";
+import {
+  type Attr,
+  attrMap,
+  be16Attr,
+  bytesAttr,
+  readBE16,
+  readI32,
+  readU16,
+  readU32,
+  requireHeader,
+  u32Attr,
+} from "./attributes.js";
 import {
   AF_BRIDGE,
   NDA_DST,
@@ -91,6 +102,7 @@ export function encodeFdbDump(index = 0): Buffer {
 export function decodeFdb(message: NetlinkMessage): FdbEntry | undefined {
   const p = message.payload;
   if (p[0] !== AF_BRIDGE) return undefined;
+  requireHeader(p, 12, "fdb");
   const a = attrMap(p, 12);
   const mac = a.get(NDA_LLADDR);
   const dst = a.get(NDA_DST);
@@ -103,7 +115,7 @@ export function decodeFdb(message: NetlinkMessage): FdbEntry | undefined {
     mac: mac !== undefined ? bytesToMac(mac) : "",
     dst: dst !== undefined ? bytesToIp(dst) : undefined,
     vni: vni !== undefined ? readU32(vni) : undefined,
-    port: port !== undefined ? port.readUInt16BE(0) : undefined,
+    port: port !== undefined ? readBE16(port) : undefined,
     vlan: vlan !== undefined ? readU16(vlan) : undefined,
     masterIndex: master !== undefined ? readU32(master) : undefined,
     state: readU16(p, 8),

@@ -58,7 +58,7 @@ import { NetlinkSocket } from "./socket.js";
 
 export type { IpFamily } from "./addr-bytes.js";
 export type { Address, AddressSpec } from "./address.js";
-export { NetlinkError } from "./errors.js";
+export { NetlinkDecodeError, NetlinkError } from "./errors.js";
 export { type RtAction, type RtEvent, RtEvents, type RtGroup } from "./events.js";
 export type { FdbEntry, FdbSpec } from "./fdb.js";
 export type { Link, LinkChanges, LinkRef, LinkSpec, VxlanInfo } from "./link.js";

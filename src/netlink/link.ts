@@ -10,9 +10,11 @@ import {
   encodeAttrs,
   flagAttr,
   nestAttr,
+  readBE16,
   readI32,
   readU16,
   readU32,
+  requireHeader,
   stringAttr,
   u8Attr,
   u32Attr,
@@ -282,7 +284,7 @@ export function decodeVxlan(data: Buffer): VxlanInfo {
   const dev = a.get(IFLA_VXLAN_LINK);
   if (dev !== undefined) info.devIndex = readU32(dev);
   const port = a.get(IFLA_VXLAN_PORT);
-  if (port !== undefined) info.port = port.readUInt16BE(0);
+  if (port !== undefined) info.port = readBE16(port);
   const range = a.get(IFLA_VXLAN_PORT_RANGE);
   if (range !== undefined && range.length >= 4) {
     info.portRange = { low: range.readUInt16BE(0), high: range.readUInt16BE(2) };
@@ -306,6 +308,7 @@ export function decodeVxlan(data: Buffer): VxlanInfo {
 /** Decodes an RTM_NEWLINK/RTM_DELLINK message. */
 export function decodeLink(message: NetlinkMessage): Link {
   const p = message.payload;
+  requireHeader(p, 16, "link");
   const flags = readU32(p, 8);
   const a = attrMap(p, 16);
   const u32 = (type: number) => {

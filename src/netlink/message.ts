@@ -118,9 +118,10 @@ export function decodeError(message: NetlinkMessage): NetlinkStatus {
       pid: readU32(p, 16),
     };
     if (message.flags & NLM_F_ACK_TLVS) {
-      // Without NLM_F_CAPPED the whole request is echoed back before the TLVs.
-      const echoed = message.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : align4(len);
-      readExtAck(status, p, 4 + echoed);
+      // Without NLM_F_CAPPED the whole request is echoed back before the TLVs (a length past the end
+      // leaves no room for any).
+      const echoed = message.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : len;
+      if (4 + echoed <= p.length) readExtAck(status, p, 4 + align4(echoed));
     }
   }
   return status;

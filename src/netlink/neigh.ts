@@ -16,6 +16,7 @@ import {
   bytesAttr,
   readI32,
   readU16,
+  requireHeader,
   u32Attr,
   writeI32,
   writeU16,
@@ -105,6 +106,7 @@ export function decodeNeigh(message: NetlinkMessage): Neigh | undefined {
   const p = message.payload;
   const family = ipFamilyOf(p[0]!);
   if (family === undefined) return undefined;
+  requireHeader(p, 12, "neighbour");
   const a = attrMap(p, 12);
   const dst = a.get(NDA_DST);
   const mac = a.get(NDA_LLADDR);

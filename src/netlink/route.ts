@@ -1,7 +1,7 @@
 // Routes: RTM_NEWROUTE/DELROUTE/GETROUTE with struct rtmsg.
 //   struct rtmsg { u8 family, dst_len, src_len, tos, table, protocol, scope, type; u32 flags; }  (12 bytes)
 import { addressFamily, bytesToIp, type IpFamily, ipFamily, ipFamilyOf, ipToBytes } from "./addr-bytes.js";
-import { type Attr, attrMap, bytesAttr, readU32, u32Attr, writeU32 } from "./attributes.js";
+import { type Attr, attrMap, bytesAttr, readU32, requireHeader, u32Attr, writeU32 } from "./attributes.js";
 import {
   NLM_F_CREATE,
   NLM_F_EXCL,
@@ -186,6 +186,7 @@ export function decodeRoute(message: NetlinkMessage): Route | undefined {
   const p = message.payload;
   const family = ipFamilyOf(p[0]!);
   if (family === undefined) return undefined;
+  requireHeader(p, 12, "route");
   const a = attrMap(p, 12);
   const dstLen = p[1]!;
   const dst = a.get(RTA_DST);

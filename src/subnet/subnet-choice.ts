@@ -5,8 +5,8 @@ import {
   type IPNetwork,
   networkContains,
   networkContainsNetwork,
+  networkSize,
   networksOverlap,
-  subnetsInRange,
 } from "../ip/ip-network.js";
 import type { SubnetPair } from "../lease/lease-key.js";
 
@@ -58,6 +58,16 @@ export class TakenSubnets {
     }
     return false;
   }
+
+  /** A held network larger than the candidate that covers it, so a search can jump past all of it. */
+  covering(candidate: IPNetwork): IPNetwork | undefined {
+    for (const [prefixLen, group] of this.byPrefixLen) {
+      if (prefixLen >= candidate.prefixLen) continue;
+      const net = group.find((n) => networkContainsNetwork(n, candidate));
+      if (net) return net;
+    }
+    return undefined;
+  }
 }
 
 /** A free subnet, chosen at random among the first free ones, or undefined when the range is full. */
@@ -67,14 +77,19 @@ export function chooseFreeSubnet(
   random: () => number = Math.random,
 ): IPNetwork | undefined {
   const free: IPNetwork[] = [];
-  for (const candidate of subnetsInRange(
-    family.network.family,
-    family.subnetMin.value,
-    family.subnetMax.value,
-    family.subnetLen,
-  )) {
+  const ipFamily = family.network.family;
+  const size = networkSize(ipFamily, family.subnetLen);
+  // One held network may cover 2^56 candidates (an IPv6 /8 of /64s): skip it whole, never one by one,
+  // so the search costs at most one step per held lease plus CANDIDATES.
+  for (let ip = family.subnetMin.value; ip <= family.subnetMax.value && free.length < CANDIDATES; ) {
+    const candidate: IPNetwork = { family: ipFamily, ip, prefixLen: family.subnetLen };
+    const cover = taken.covering(candidate);
+    if (cover) {
+      ip = cover.ip + networkSize(ipFamily, cover.prefixLen);
+      continue;
+    }
     if (!taken.isTaken(candidate)) free.push(candidate);
-    if (free.length >= CANDIDATES) break;
+    ip += size;
   }
   if (free.length === 0) return undefined;
   return free[Math.floor(random() * free.length)];

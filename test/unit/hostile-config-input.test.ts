@@ -98,31 +98,31 @@ describe("config values of any size and content are bounded and escaped in error
 describe("vxlan MTU", () => {
   const eth0 = { name: "eth0", mtu: 1500 };
 
-  it("defaults to the interface's MTU less the overhead", () => {
-    assert.equal(vxlanDeviceMtu(parseVxlanConfig({}).mtu, eth0, 4), 1450);
-    assert.equal(vxlanDeviceMtu(0, eth0, 6), 1430);
-    assert.equal(vxlanDeviceMtu(1400, eth0, 4), 1400);
-    assert.equal(vxlanDeviceMtu(1450, eth0, 4), 1450);
+  it("defaults to the interface's MTU less the overhead; Backend.MTU is the outgoing packets' MTU", () => {
+    assert.equal(vxlanDeviceMtu(4, parseVxlanConfig({}).mtu, eth0), 1450);
+    assert.equal(vxlanDeviceMtu(6, 0, eth0), 1430);
+    assert.equal(vxlanDeviceMtu(4, 1400, eth0), 1350);
+    assert.equal(vxlanDeviceMtu(4, 1500, eth0), 1450);
   });
 
   it("refuses what the kernel would refuse with EINVAL, naming the key, the interface and the limit", () => {
     const mtu = parseVxlanConfig({ Type: "vxlan", MTU: 65535 }).mtu;
     assert.throws(
-      () => vxlanDeviceMtu(mtu, eth0, 4),
+      () => vxlanDeviceMtu(4, mtu, eth0),
       (err: unknown) =>
         err instanceof ConfigError &&
         err.message ===
-          "invalid network config: Backend.MTU 65535 of the vxlan backend does not fit eth0: its MTU 1500 less 50 bytes of VXLAN over IPv4 leaves at most 1450; set Backend.MTU to 1450 or less, or leave it out",
+          "invalid network config: Backend.MTU 65535 of the vxlan backend does not fit eth0, whose MTU is 1500: the encapsulated packets must fit it; set Backend.MTU to 1500 or less, or leave it out",
     );
-    assert.throws(() => vxlanDeviceMtu(1431, eth0, 6), /at most 1430/);
+    assert.throws(() => vxlanDeviceMtu(6, 1501, eth0), /set Backend.MTU to 1500 or less/);
     assert.throws(() => parseVxlanConfig({ MTU: 67 }), /Backend.MTU 67 of the vxlan backend is below 68/);
     assert.throws(
       () => parseVxlanConfig({ MTU: 65536 }),
       /Backend.MTU of the vxlan backend must be a whole number from 0 to 65535, not 65536/,
     );
     assert.throws(
-      () => vxlanDeviceMtu(0, { name: "tiny0", mtu: 100 }, 4),
-      /tiny0 has MTU 100, too small for VXLAN/,
+      () => vxlanDeviceMtu(4, 0, { name: "tiny0", mtu: 100 }),
+      /the MTU 100 of tiny0 leaves the IPv4 vxlan device 50 bytes, below the 68 IPv4 needs/,
     );
   });
 });

@@ -263,6 +263,11 @@ ${execExtra}
     };
     const base = `current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\nclusters: [{name: k, cluster: {server: "https://x:1"}}]\n`;
     assert.match(await bad("a: [1, 2\n"), /cannot parse kubeconfig .* at line \d+, column \d+/);
+    // Deep nesting is refused before the parser recurses into V8's stack limit (where a regexp compile
+    // aborts the process); a file of this shape crashed the fuzz suite.
+    const deep = `${'{"a":'.repeat(14_000)}1${"}".repeat(14_000)}`;
+    assert.match(await bad(deep), /flow collections nest deeper than 64 levels/);
+    assert.match(await bad(`a:\n${" ".repeat(600)}b: 1\n`), /indented more than 512 columns/);
     assert.match(
       await bad(
         `${base}users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: x}}}]\n`,

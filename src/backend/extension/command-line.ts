@@ -87,12 +87,22 @@ const SHELL_WORDS = new Set([
   "while",
 ]);
 
+/** JSON quoting (which escapes C0, quotes and backslashes), cut to 24 characters, DEL, C1 and U+2028/9 escaped too. */
+function quote(text: string): string {
+  const cut = text.length > 24 ? `${text.slice(0, 24)}…` : text;
+  return JSON.stringify(cut).replace(
+    /[\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 /** Parses a configured command; says what shell syntax it uses when it cannot run without a shell. */
 export function parseCommandLine(text: string): ParseResult {
-  const found: string[] = [];
+  // A Set and a bounded quote: a 1 MB command of distinct "#1 #2 ..." words was quadratic here, and each
+  // word went whole into the message.
+  const found = new Set<string>();
   const note = (what: string, at: string) => {
-    const item = `${what} (${JSON.stringify(at)})`;
-    if (!found.includes(item)) found.push(item);
+    found.add(`${what} (${quote(at)})`);
   };
   for (const char of text) {
     const what = SHELL_CHARACTERS.get(char);
@@ -113,7 +123,8 @@ export function parseCommandLine(text: string): ParseResult {
     else inAssignments = false;
     words.push(parseWord(raw, note));
   }
-  if (found.length > 0) return { ok: false, problem: `uses shell syntax: ${found.slice(0, 3).join(", ")}` };
+  if (found.size > 0)
+    return { ok: false, problem: `uses shell syntax: ${[...found].slice(0, 3).join(", ")}` };
   return { ok: true, command: { text, words } };
 }
 

@@ -9,6 +9,7 @@ import { formatCIDR, type IPNetwork, networksOverlap } from "../../ip/ip-network
 import type { Lease } from "../../lease/lease.js";
 import { RT_SCOPE_UNIVERSE } from "../../netlink/constants.js";
 import type { RouteEntry } from "../../reconcile/kinds/route-kind.js";
+import { boundText } from "../../text/untrusted-text.js";
 import type { PeerProblem } from "../backend.js";
 import type { UdpPeerEntry } from "./udp-peer-kind.js";
 
@@ -42,7 +43,7 @@ export function udpForwardingTable(own: Lease, peers: Iterable<Lease>, port: num
     if (!isUdpLease(lease)) {
       problems.push({
         key: lease.key,
-        reason: `it runs the ${lease.attrs.backendType} backend; this network's hosts use udp, so its pods are unreachable from here`,
+        reason: `it runs the ${boundText(lease.attrs.backendType ?? "")} backend; this network's hosts use udp, so its pods are unreachable from here`,
       });
       continue;
     }

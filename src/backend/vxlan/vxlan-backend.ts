@@ -85,7 +85,7 @@ export class VxlanBackend implements Backend {
       throw new UserError(
         `the external interface ${ext.name} has no IPv${family} address for the vxlan device`,
       );
-    const mtu = vxlanDeviceMtu(this.settings.mtu, ext, family);
+    const mtu = vxlanDeviceMtu(family, this.settings.mtu, ext);
     return {
       name: device,
       vni: this.settings.vni,

@@ -2,8 +2,8 @@
 import { ConfigError } from "../../config/network-config.js";
 import { BackendKeys } from "../backend-keys.js";
 
-/** The smallest MTU the kernel lets any Ethernet-like device have (ETH_MIN_MTU). */
-const MIN_MTU = 68;
+/** The smallest device MTU the kernel accepts (IPv4, ETH_MIN_MTU), and the one below which it turns IPv6 off. */
+const MIN_MTU = { 4: 68, 6: 1280 } as const;
 
 export interface VxlanConfig {
   readonly vni: number;
@@ -12,7 +12,10 @@ export interface VxlanConfig {
   readonly gbp: boolean;
   readonly learning: boolean;
   readonly directRouting: boolean;
-  /** 0 means the external interface's MTU minus the encapsulation overhead. */
+  /**
+   * The MTU of the encapsulated packets leaving the host (flannel HEAD's meaning: the device gets this
+   * minus the overhead); 0 means the external interface's MTU.
+   */
   readonly mtu: number;
 }
 
@@ -30,41 +33,12 @@ export function parseVxlanConfig(backend: Readonly<Record<string, unknown>>): Vx
 
 function readMtu(keys: BackendKeys): number {
   const mtu = keys.int("MTU", 0, 0, 65535);
-  if (mtu !== 0 && mtu < MIN_MTU) {
+  if (mtu !== 0 && mtu < MIN_MTU[4]) {
     throw new ConfigError(
-      `Backend.MTU ${mtu} of the vxlan backend is below ${MIN_MTU}, the least a device can have; leave it out to use the interface's MTU less the VXLAN overhead`,
+      `Backend.MTU ${mtu} of the vxlan backend is below ${MIN_MTU[4]}, the least a device can have; leave it out to use the interface's MTU less the VXLAN overhead`,
     );
   }
   return mtu;
-}
-
-/**
- * The MTU for the vxlan device over `ext`: Backend.MTU, or by default the interface's MTU less the
- * encapsulation. The kernel refuses (EINVAL) a vxlan MTU above its lower device's MTU less that overhead,
- * so a larger Backend.MTU is refused here, naming the key, the interface and the most it may be.
- */
-export function vxlanDeviceMtu(
-  configured: number,
-  ext: { readonly name: string; readonly mtu: number },
-  family: 4 | 6,
-): number {
-  const overhead = vxlanOverhead(family);
-  const max = ext.mtu - overhead;
-  if (configured === 0) {
-    if (max < MIN_MTU) {
-      throw new ConfigError(
-        `the interface ${ext.name} has MTU ${ext.mtu}, too small for VXLAN over IPv${family} (${overhead} bytes of headers)`,
-      );
-    }
-    return max;
-  }
-  if (configured > max) {
-    throw new ConfigError(
-      `Backend.MTU ${configured} of the vxlan backend does not fit ${ext.name}: its MTU ${ext.mtu} less ` +
-        `${overhead} bytes of VXLAN over IPv${family} leaves at most ${max}; set Backend.MTU to ${max} or less, or leave it out`,
-    );
-  }
-  return configured;
 }
 
 /** flanneld's device names: flannel.<VNI> and flannel-v6.<VNI>. */
@@ -75,4 +49,33 @@ export function vxlanDeviceName(family: 4 | 6, vni: number): string {
 /** VXLAN adds 50 bytes over IPv4 and 70 over IPv6 (outer IP + UDP + VXLAN + inner Ethernet). */
 export function vxlanOverhead(family: 4 | 6): number {
   return family === 4 ? 50 : 70;
+}
+
+/**
+ * The vxlan device's MTU: the outgoing packets' MTU (Backend.MTU, else the interface's) minus the
+ * encapsulation, so outer packets fit it. flanneld takes 50 for both families; over IPv6 that makes outer
+ * packets 20 bytes too big, so the IPv6 device takes 70, as the kernel's own default (flanneld v0.20.2).
+ */
+export function vxlanDeviceMtu(
+  family: 4 | 6,
+  configured: number,
+  ext: { readonly name: string; readonly mtu: number },
+): number {
+  // The kernel refuses (EINVAL) a vxlan MTU above its lower device's less the overhead: say so first.
+  if (configured > ext.mtu) {
+    throw new ConfigError(
+      `Backend.MTU ${configured} of the vxlan backend does not fit ${ext.name}, whose MTU is ${ext.mtu}: ` +
+        `the encapsulated packets must fit it; set Backend.MTU to ${ext.mtu} or less, or leave it out`,
+    );
+  }
+  const outer = configured || ext.mtu;
+  const mtu = outer - vxlanOverhead(family);
+  if (mtu < MIN_MTU[family]) {
+    const source = configured ? `Backend.MTU ${configured}` : `the MTU ${ext.mtu} of ${ext.name}`;
+    throw new ConfigError(
+      `${source} leaves the IPv${family} vxlan device ${mtu} bytes, below the ${MIN_MTU[family]} IPv${family} needs; ` +
+        `use an MTU of at least ${MIN_MTU[family] + vxlanOverhead(family)}`,
+    );
+  }
+  return mtu;
 }

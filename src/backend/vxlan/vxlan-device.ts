@@ -3,6 +3,7 @@
  * adopted as it is, MAC included, so peers' FDB entries for us stay valid; an incompatible one is
  * replaced. Its only address is the subnet's .0 as a host address (/32, /128), as flanneld sets it.
  */
+import { writeFile } from "node:fs/promises";
 import { formatIP, ipEquals, parseIP } from "../../ip/ip-address.js";
 import { type IPNetwork, networkAddress } from "../../ip/ip-network.js";
 import { RT_SCOPE_UNIVERSE } from "../../netlink/constants.js";
@@ -97,8 +98,17 @@ export async function ensureVxlanDevice(
     link = await netlink.linkGet(spec.name);
   }
   if (link.mtu !== spec.mtu) await netlink.linkSetMtu(link.index, spec.mtu);
+  await ignoreRouterAdvertisements(spec.name);
   if (!link.up) await netlink.linkSetUp(link.index);
   return { link: await netlink.linkGet(link.index), created };
+}
+
+/**
+ * As flanneld: no router advertisement arriving through the overlay configures addresses or routes on the
+ * device. Best effort, as in flanneld: a kernel without IPv6 has no such file.
+ */
+async function ignoreRouterAdvertisements(device: string): Promise<void> {
+  await writeFile(`/proc/sys/net/ipv6/conf/${device}/accept_ra`, "0").catch(() => {});
 }
 
 /** Leaves exactly one global address on the device: the subnet's network address as a host route. */

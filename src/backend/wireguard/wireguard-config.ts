@@ -4,6 +4,7 @@
  * (optional, a WireGuard key in base64), PersistentKeepaliveInterval (seconds; 0 = off) and Mode.
  */
 import { ConfigError } from "../../config/network-config.js";
+import { describeValue } from "../../text/untrusted-text.js";
 import { BackendKeys } from "../backend-keys.js";
 import { decodeKey } from "./wireguard-key.js";
 
@@ -32,7 +33,7 @@ export function parseWireguardConfig(backend: Readonly<Record<string, unknown>>)
   // flannel compares the string as written: "Auto" is not a mode there either.
   if (!(MODES as readonly string[]).includes(modeText)) {
     throw new ConfigError(
-      `Backend.Mode of the wireguard backend must be one of ${MODES.join(", ")}, not ${JSON.stringify(modeText)}`,
+      `Backend.Mode of the wireguard backend must be one of ${MODES.join(", ")}, not ${describeValue(modeText)}`,
     );
   }
   const pskText = keys.string("PSK");

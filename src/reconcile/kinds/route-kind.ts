@@ -104,6 +104,18 @@ export function encodeRouteRemove(r: RouteEntry, oif: number | undefined): Route
   return { dst: r.dst, gateway: r.gateway, oif, table: RT_TABLE_MAIN };
 }
 
+/** The metric the kernel gives an IPv6 route written without one (ours), which a replace overwrites. */
+const IPV6_DEFAULT_METRIC = 1024;
+
+/**
+ * IPv6 checks an onlink gateway against the table, and refuses (EINVAL) when a route sends it out another
+ * device. The route to the same subnet another way (a DirectRouting route via the peer host, now to be a
+ * vxlan one) does exactly that, so replacing it fails forever unless it goes first.
+ */
+export function blockedOnlinkReplace(entry: RouteEntry, err: unknown): boolean {
+  return entry.onlink && entry.dst.includes(":") && err instanceof NetlinkError && err.code === "EINVAL";
+}
+
 export function routeKind(netlink: RtNetlink, links: LinkNames): StateKind<RouteEntry> {
   const nameOf = (index: number | undefined) => links.nameOf(index);
   return {
@@ -130,7 +142,17 @@ export function routeKind(netlink: RtNetlink, links: LinkNames): StateKind<Route
     },
     async put(entry) {
       if (entry.type !== "blackhole") {
-        await netlink.routeReplace(encodeRoutePut(entry, links.indexOf(entry.dev)));
+        const spec = encodeRoutePut(entry, links.indexOf(entry.dev));
+        try {
+          await netlink.routeReplace(spec);
+        } catch (err) {
+          if (!blockedOnlinkReplace(entry, err)) throw err;
+          // The route the replace would overwrite is in its way: remove it, then write ours.
+          await removeUnlessGone(() =>
+            netlink.routeDel({ dst: entry.dst, table: RT_TABLE_MAIN, priority: IPV6_DEFAULT_METRIC }),
+          );
+          await netlink.routeReplace(spec);
+        }
         return;
       }
       // Added, never replaced: a replace would overwrite a bridge's route to the same subnet (IPv4), which

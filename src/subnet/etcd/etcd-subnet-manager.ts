@@ -27,6 +27,8 @@ export interface EtcdSubnetManagerOptions {
   readonly log: (message: string) => void;
   /** For what needs an operator (our lease taken over); log() when not given. */
   readonly logError?: (message: string) => void;
+  /** Multi-network mode: the connection is shared by every network's manager; close() leaves it open. */
+  readonly sharedStore?: boolean;
 }
 
 const ACQUIRE_ATTEMPTS = 10;
@@ -451,7 +453,7 @@ export class EtcdSubnetManager implements SubnetManager {
     this.closed = true;
     clearTimeout(this.renewTimer);
     await this.stopWatch?.();
-    this.store.close();
+    if (!this.options.sharedStore) this.store.close();
   }
 }
 

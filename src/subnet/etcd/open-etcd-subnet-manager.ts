@@ -4,8 +4,10 @@
  * the biggest dependency weftd has.
  */
 import { UserError } from "../../user-error.js";
+import type { NetworkSource } from "../network-source.js";
 import type { StoreContext, StoreFlags } from "../registry.js";
 import type { SubnetManager } from "../subnet-manager.js";
+import { EtcdNetworkSource } from "./etcd-network-source.js";
 import { EtcdStore } from "./etcd-store.js";
 import { EtcdSubnetManager } from "./etcd-subnet-manager.js";
 
@@ -29,13 +31,31 @@ export function etcdEndpoints(text: string): string[] {
   return endpoints;
 }
 
-export async function openEtcdStore({ flags, log, logError }: StoreContext): Promise<SubnetManager> {
+function renewMarginMinutes(flags: StoreFlags): number {
   const margin = flags.int("subnet-lease-renew-margin");
   if (margin <= 0 || margin >= 24 * 60) {
     throw new UserError(`--subnet-lease-renew-margin ${margin} is out of range`, "use 1 to 1439 minutes");
   }
+  return margin;
+}
+
+export async function openEtcdStore({ flags, log, logError }: StoreContext): Promise<SubnetManager> {
+  const margin = renewMarginMinutes(flags);
   const store = await connectEtcdStore(flags);
   return new EtcdSubnetManager(store, {
+    prefix: etcdPrefix(flags),
+    leaseTtlSeconds: LEASE_TTL_SECONDS,
+    renewMarginSeconds: margin * 60,
+    log,
+    logError,
+  });
+}
+
+/** Multi-network mode: network <name> lives under <prefix>/<name>/, all over one connection. */
+export async function openEtcdNetworks({ flags, log, logError }: StoreContext): Promise<NetworkSource> {
+  const margin = renewMarginMinutes(flags);
+  const store = await connectEtcdStore(flags);
+  return new EtcdNetworkSource(store, {
     prefix: etcdPrefix(flags),
     leaseTtlSeconds: LEASE_TTL_SECONDS,
     renewMarginSeconds: margin * 60,

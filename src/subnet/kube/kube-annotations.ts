@@ -4,6 +4,7 @@
  * there is none, "-" appended when it ends in neither "/" nor "-", and the result must look like
  * "fqdn/[name-]".
  */
+import { describeValue } from "../../text/untrusted-text.js";
 import { UserError } from "../../user-error.js";
 
 export interface AnnotationNames {
@@ -24,13 +25,25 @@ export interface AnnotationNames {
 }
 
 const PREFIX_FORM = /(?:[a-z0-9_-]+\.)+[a-z0-9_-]+\/(?:[a-z0-9_-]+-)?$/;
+/**
+ * An annotation key's prefix is a DNS subdomain (253) and its name at most 63, which our names must fit:
+ * longer values cannot work, and PREFIX_FORM, unanchored as flannel's, takes quadratic time on them
+ * (a 1 MB value ran for minutes).
+ */
+const PREFIX_MAX = 253 + 1 + 63;
 
 export function annotationNames(flagValue: string): AnnotationNames {
+  if (flagValue.length > PREFIX_MAX) {
+    throw new UserError(
+      `--kube-annotation-prefix ${describeValue(flagValue)} is too long: an annotation prefix has at most 253 characters`,
+      "use a form like flannel.alpha.coreos.com",
+    );
+  }
   let prefix = flagValue;
   const slashes = prefix.split("/").length - 1;
   if (slashes > 1) {
     throw new UserError(
-      `--kube-annotation-prefix ${JSON.stringify(flagValue)} has more than one "/"`,
+      `--kube-annotation-prefix ${describeValue(flagValue)} has more than one "/"`,
       "use a form like flannel.alpha.coreos.com",
     );
   }
@@ -38,7 +51,7 @@ export function annotationNames(flagValue: string): AnnotationNames {
   if (!prefix.endsWith("/") && !prefix.endsWith("-")) prefix += "-";
   if (!PREFIX_FORM.test(prefix)) {
     throw new UserError(
-      `--kube-annotation-prefix ${JSON.stringify(flagValue)} is not in the form fqdn/[0-9a-z-_]*`,
+      `--kube-annotation-prefix ${describeValue(flagValue)} is not in the form fqdn/[0-9a-z-_]*`,
       "use a form like flannel.alpha.coreos.com or example.com/weft",
     );
   }

@@ -7,6 +7,7 @@ import { parseIPv4, parseIPv6 } from "../../ip/ip-address.js";
 import { formatCIDR, type IPNetwork, networkContainsNetwork, parseCIDR } from "../../ip/ip-network.js";
 import type { Lease, LeaseAttrs } from "../../lease/lease.js";
 import { subnetKey } from "../../lease/lease-key.js";
+import { boundText, describeValue } from "../../text/untrusted-text.js";
 import { DEFAULT_LEASE_RULES, type LeasePublishRules } from "../subnet-manager.js";
 import type { AnnotationNames } from "./kube-annotations.js";
 import type { KubeNode } from "./kube-node.js";
@@ -16,15 +17,29 @@ export interface NodeSubnets {
   readonly ipv6Subnet: IPNetwork | undefined;
 }
 
+// Node names and pod CIDRs are anyone's who can edit nodes: bounded and escaped in messages.
+const NAME_MAX = 253; // a Kubernetes object name's longest
+
+function nodeName(node: KubeNode): string {
+  return boundText(node.name, NAME_MAX);
+}
+
+/** The pod CIDRs for a message: the first few, each quoted and bounded, and how many there are. */
+function describeCIDRs(cidrs: readonly string[]): string {
+  const shown = cidrs.slice(0, 3).map((c) => describeValue(c));
+  return `[${shown.join(", ")}${cidrs.length > shown.length ? `, … ${cidrs.length} in all` : ""}]`;
+}
+
 /** The node's pod subnets by family, or why they cannot be used. */
 export function nodeSubnets(node: KubeNode): NodeSubnets | { error: string } {
   if (node.podCIDRs.length > 2)
-    return { error: `node ${node.name} has more than two pod CIDRs (${node.podCIDRs.join(", ")})` };
+    return { error: `node ${nodeName(node)} has more than two pod CIDRs ${describeCIDRs(node.podCIDRs)}` };
   let subnet: IPNetwork | undefined;
   let ipv6Subnet: IPNetwork | undefined;
   for (const text of node.podCIDRs) {
     const net = parseCIDR(text);
-    if (!net) return { error: `node ${node.name} has pod CIDR ${JSON.stringify(text)}, which is not a CIDR` };
+    if (!net)
+      return { error: `node ${nodeName(node)} has pod CIDR ${describeValue(text)}, which is not a CIDR` };
     if (net.family === 4) subnet = net;
     else ipv6Subnet = net;
   }
@@ -39,14 +54,14 @@ export function checkOwnSubnets(
 ): string | undefined {
   if (config.ipv4) {
     if (!subnets.subnet)
-      return `node ${node.name} has no IPv4 pod CIDR (spec.podCIDRs: ${JSON.stringify(node.podCIDRs)}) but the config enables IPv4`;
+      return `node ${nodeName(node)} has no IPv4 pod CIDR (spec.podCIDRs: ${describeCIDRs(node.podCIDRs)}) but the config enables IPv4`;
     if (!networkContainsNetwork(config.ipv4.network, subnets.subnet))
-      return `node ${node.name}'s pod CIDR ${formatCIDR(subnets.subnet)} is not inside Network ${formatCIDR(config.ipv4.network)} of the network config`;
+      return `node ${nodeName(node)}'s pod CIDR ${formatCIDR(subnets.subnet)} is not inside Network ${formatCIDR(config.ipv4.network)} of the network config`;
   }
   if (subnets.ipv6Subnet && config.ipv6 && !networkContainsNetwork(config.ipv6.network, subnets.ipv6Subnet))
-    return `node ${node.name}'s IPv6 pod CIDR ${formatCIDR(subnets.ipv6Subnet)} is not inside IPv6Network ${formatCIDR(config.ipv6.network)} of the network config`;
+    return `node ${nodeName(node)}'s IPv6 pod CIDR ${formatCIDR(subnets.ipv6Subnet)} is not inside IPv6Network ${formatCIDR(config.ipv6.network)} of the network config`;
   if (config.ipv6 && !subnets.ipv6Subnet)
-    return `node ${node.name} has no IPv6 pod CIDR (spec.podCIDRs: ${JSON.stringify(node.podCIDRs)}) but the config enables IPv6`;
+    return `node ${nodeName(node)} has no IPv6 pod CIDR (spec.podCIDRs: ${describeCIDRs(node.podCIDRs)}) but the config enables IPv6`;
   return undefined;
 }
 
@@ -89,7 +104,7 @@ export function nodeToLease(node: KubeNode, names: AnnotationNames, config: Netw
     publicIP = a[names.publicIP];
     if (publicIP === undefined || !parseIPv4(publicIP))
       return {
-        skip: `annotation ${names.publicIP} ${JSON.stringify(publicIP ?? "")} is not an IPv4 address`,
+        skip: `annotation ${names.publicIP} ${describeValue(publicIP ?? "")} is not an IPv4 address`,
       };
     if (!data.ok) return { skip: `annotation ${names.backendData} is not valid JSON` };
     if (!subnets.subnet) return { skip: "it has no IPv4 pod CIDR" };
@@ -103,7 +118,7 @@ export function nodeToLease(node: KubeNode, names: AnnotationNames, config: Netw
     publicIPv6 = a[names.publicIPv6];
     if (publicIPv6 === undefined || !parseIPv6(publicIPv6))
       return {
-        skip: `annotation ${names.publicIPv6} ${JSON.stringify(publicIPv6 ?? "")} is not an IPv6 address`,
+        skip: `annotation ${names.publicIPv6} ${describeValue(publicIPv6 ?? "")} is not an IPv6 address`,
       };
     if (!v6Data.ok) return { skip: `annotation ${names.backendV6Data} is not valid JSON` };
     if (!subnets.ipv6Subnet) return { skip: "it has no IPv6 pod CIDR" };

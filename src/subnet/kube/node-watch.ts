@@ -17,6 +17,7 @@ import {
   type WatchEvent,
 } from "../../kube/kube-client.js";
 import { Backoff } from "../../retry/backoff.js";
+import { boundText, describeValue } from "../../text/untrusted-text.js";
 import { describeError } from "../../user-error.js";
 import { type KubeNode, toKubeNode } from "./kube-node.js";
 
@@ -41,6 +42,10 @@ type WatchOutcome = { alive: boolean } & (
   | { kind: "resume"; rv: string; reason?: string; backoff: boolean; retryAfterMs?: number }
   | { kind: "relist"; reason: string; backoff: boolean }
 );
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
 
 export class NodeWatch {
   readonly nodes = new Map<string, KubeNode>();
@@ -219,13 +224,22 @@ export class NodeWatch {
     };
   }
 
-  /** Applies one event: the new resourceVersion, or why the watch must stop. */
+  /**
+   * Applies one event: the new resourceVersion, or why the watch must stop. It runs in the stream's data
+   * callback, where a throw would end weftd, so a line of any shape (null, a number, an event without an
+   * object) is read defensively, and what it carries is bounded before it reaches a log line.
+   */
   private apply(event: WatchEvent): string | { reason: string; backoff: boolean } | undefined {
-    const object = event.object as {
-      metadata?: { resourceVersion?: string };
-      code?: number;
-      message?: string;
+    if (!isRecord(event)) {
+      return { reason: `the watch sent ${describeValue(event)} instead of an event`, backoff: true };
+    }
+    const object = (isRecord(event.object) ? event.object : {}) as {
+      metadata?: { resourceVersion?: unknown };
+      code?: unknown;
+      message?: unknown;
     };
+    const message = typeof object.message === "string" ? boundText(object.message, 300) : undefined;
+    const metadata = isRecord(object.metadata) ? object.metadata : {};
     switch (event.type) {
       case "ADDED":
       case "MODIFIED": {
@@ -243,16 +257,18 @@ export class NodeWatch {
         return node.resourceVersion || undefined;
       }
       case "BOOKMARK":
-        return object.metadata?.resourceVersion || undefined;
+        return typeof metadata.resourceVersion === "string"
+          ? metadata.resourceVersion || undefined
+          : undefined;
       case "ERROR":
         if (object.code === 410)
-          return { reason: `resourceVersion too old (410 Gone: ${object.message ?? ""})`, backoff: false };
+          return { reason: `resourceVersion too old (410 Gone: ${message ?? ""})`, backoff: false };
         return {
-          reason: `the API sent an error: ${object.message ?? JSON.stringify(object)}`,
+          reason: `the API sent an error: ${message ?? describeValue(event.object)}`,
           backoff: true,
         };
       default:
-        return { reason: `unknown watch event type ${JSON.stringify(event.type)}`, backoff: true };
+        return { reason: `unknown watch event type ${describeValue(event.type)}`, backoff: true };
     }
   }
 

@@ -1,0 +1,50 @@
+/**
+ * One HTTP(S) request with a text answer, over node:http(s) with keep-alive. Not fetch: Node's fetch
+ * loads undici, which cost ~17 MB more resident memory than node:http in weftd (BENCHMARKS.md, gce).
+ */
+import { Agent as HttpAgent, request as plainRequest } from "node:http";
+import { Agent as HttpsAgent, request as tlsRequest } from "node:https";
+
+export interface HttpAnswer {
+  readonly status: number;
+  readonly text: string;
+}
+
+export interface HttpRequest {
+  readonly method?: string;
+  readonly headers?: Record<string, string>;
+  readonly body?: string;
+  readonly timeoutMs: number;
+}
+
+export type HttpCall = (url: string, request: HttpRequest) => Promise<HttpAnswer>;
+
+const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
+
+export const httpCall: HttpCall = (url, { method = "GET", headers = {}, body, timeoutMs }) =>
+  new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const tls = target.protocol === "https:";
+    const send = tls ? tlsRequest : plainRequest;
+    const req = send(
+      target,
+      {
+        method,
+        agent: tls ? agents.https : agents.http,
+        headers:
+          body === undefined ? headers : { ...headers, "content-length": String(Buffer.byteLength(body)) },
+        timeout: timeoutMs,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }),
+        );
+        res.on("error", reject);
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error(`no answer in ${timeoutMs / 1000} s`)));
+    req.on("error", reject);
+    req.end(body);
+  });
