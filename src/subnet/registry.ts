@@ -38,6 +38,8 @@ const STORES: readonly SubnetManagerRegistration[] = [
     selected: (flags) => flags.string("remote") !== "",
     open: async (context) =>
       (await import("./remote/open-remote-subnet-manager.js")).openRemoteStore(context),
+    openNetworks: async (context) =>
+      (await import("./remote/open-remote-subnet-manager.js")).openRemoteNetworks(context),
   },
   {
     name: "kube",
