@@ -4,6 +4,8 @@
  * the server restarts under them; TLS with client certificates.
  */
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { readReference } from "../helpers/reference.js";
 import { wireMessages } from "../helpers/wire-transcript.js";
@@ -242,6 +244,71 @@ describe("weftd client/server mode", { timeout: 240_000 }, () => {
         '{"Network":"10.244.0.0/16","SubnetMin":"10.244.1.0","SubnetMax":"10.244.255.0","SubnetLen":24,"Backend":{"Type":"vxlan"}}\n',
       );
       await server.waitForOutput(/running as server on the socket from systemd \(fd 3\)/, 5_000);
+    });
+  });
+
+  it("multi-network through the server: --remote --networks=blue,green, one lease and .env per network", async () => {
+    await withLab({ hosts: 2, tag: "remotemn" }, async (lab) => {
+      await lab.startEtcd();
+      await lab.etcdctl([
+        "put",
+        `${PREFIX}/blue/config`,
+        '{"Network":"10.10.0.0/16","Backend":{"Type":"vxlan","VNI":2}}',
+      ]);
+      await lab.etcdctl([
+        "put",
+        `${PREFIX}/green/config`,
+        '{"Network":"10.20.0.0/16","Backend":{"Type":"host-gw"}}',
+      ]);
+      const server = await startServer(lab);
+      await server.waitForOutput(/running as server/, 10_000);
+      const clients = await Promise.all(
+        lab.hosts.map((h) =>
+          lab.startWeftd(h, [
+            `--remote=${SERVER}`,
+            "--networks=blue,green",
+            `--subnet-dir=${join(lab.hostDir(h), "networks")}`,
+          ]),
+        ),
+      );
+      for (const [i, host] of lab.hosts.entries()) {
+        for (const network of ["blue", "green"]) {
+          await waitFor(
+            `${host.name}'s ${network}.env`,
+            async () => {
+              if (!clients[i]!.running) throw new Error(clients[i]!.output());
+              return existsSync(join(lab.hostDir(host), "networks", `${network}.env`));
+            },
+            20_000,
+          );
+        }
+      }
+      for (const [network, net] of [
+        ["blue", "10.10."],
+        ["green", "10.20."],
+      ] as const) {
+        const leases = await lab.etcdGetPrefix(`${PREFIX}/${network}/subnets/`);
+        assert.equal(leases.length, 2, `${network}: a lease per host through the server`);
+        assert.ok(leases.every((kv) => kv.key.includes(`/subnets/${net}`)));
+      }
+      // Each network's peers: blue's over flannel.2, green's via the peer host (host-gw).
+      const blue = await lab.etcdGetPrefix(`${PREFIX}/blue/subnets/`);
+      const green = await lab.etcdGetPrefix(`${PREFIX}/green/subnets/`);
+      const peerOf = (kvs: typeof blue, ip: string) =>
+        kvs
+          .find((kv) => (JSON.parse(kv.value) as { PublicIP: string }).PublicIP === ip)!
+          .key.split("/")
+          .pop()!
+          .replace("-", "/");
+      const h1 = lab.host(1);
+      await waitFor(
+        "h1's routes to h2's blue and green subnets",
+        async () => {
+          const routes = await routeDestinations(lab, h1);
+          return routes.includes(peerOf(blue, "172.31.0.2")) && routes.includes(peerOf(green, "172.31.0.2"));
+        },
+        15_000,
+      );
     });
   });
 
