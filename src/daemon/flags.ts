@@ -143,6 +143,36 @@ const FLAG_SPECS: readonly FlagSpec[] = [
     fallback: "",
     usage: "kubeconfig file location; not needed when running in a pod",
   },
+  {
+    name: "listen",
+    kind: "string",
+    fallback: "",
+    usage: "run as server and listen on the specified address (e.g. ':8080' or fd://)",
+  },
+  {
+    name: "remote",
+    kind: "string",
+    fallback: "",
+    usage: "run as client and connect to server on this address (host:port)",
+  },
+  {
+    name: "remote-keyfile",
+    kind: "string",
+    fallback: "",
+    usage: "SSL key file used to secure client/server communication",
+  },
+  {
+    name: "remote-certfile",
+    kind: "string",
+    fallback: "",
+    usage: "SSL certification file used to secure client/server communication",
+  },
+  {
+    name: "remote-cafile",
+    kind: "string",
+    fallback: "",
+    usage: "SSL Certificate Authority file used to secure client/server communication",
+  },
   { name: "version", kind: "bool", fallback: false, usage: "print version and exit" },
   { name: "help", kind: "bool", fallback: false, usage: "print this message and exit" },
   {

@@ -43,6 +43,11 @@ async function main(): Promise<void> {
   const log = createLogger(flags.int("v"));
   if (flags.rest.length > 0) log.warn(`ignoring arguments after the flags: ${flags.rest.join(" ")}`);
 
+  if (flags.string("listen") !== "") {
+    await serve(flags, log);
+    return;
+  }
+
   let stopping = false;
   const systemd = systemdNotifier({ env: process.env, warn: (m) => log.warn(m) });
   const daemon = new Daemon(
@@ -71,6 +76,18 @@ async function main(): Promise<void> {
     await daemon.stop().catch(() => undefined);
     process.exit(1);
   }
+}
+
+/** --listen: the client/server mode's server, no datapath (flanneld v0.7's `--listen`). */
+async function serve(flags: Flags, log: ReturnType<typeof createLogger>): Promise<void> {
+  const { runServer } = await import("../server/run-server.js");
+  const server = await runServer(flags, process.env, log).catch((err) => fail(describeError(err)));
+  const shutdown = (signal: string) => {
+    log.info(`received ${signal}; exiting`);
+    void server.close().finally(() => process.exit(0));
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
 }
 
 main().catch((err) => fail(describeError(err)));

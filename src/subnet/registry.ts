@@ -1,6 +1,6 @@
 /**
  * Subnet managers by store, beside the backend registry: etcd (the default), the Kubernetes API
- * (--kube-subnet-mgr), later a remote client. Each entry checks its own flags and loads its client only
+ * (--kube-subnet-mgr), a flanneld v0.7-style server (--remote). Each entry checks its own flags and loads its client only
  * when selected, so weftd carries no store code it does not use. Add a store here: one entry.
  */
 import { UserError } from "../user-error.js";
@@ -33,6 +33,14 @@ export interface SubnetManagerRegistration {
 }
 
 const STORES: readonly SubnetManagerRegistration[] = [
+  {
+    name: "remote",
+    selected: (flags) => flags.string("remote") !== "",
+    open: async (context) =>
+      (await import("./remote/open-remote-subnet-manager.js")).openRemoteStore(context),
+    openNetworks: async (context) =>
+      (await import("./remote/open-remote-subnet-manager.js")).openRemoteNetworks(context),
+  },
   {
     name: "kube",
     selected: (flags) => flags.bool("kube-subnet-mgr"),
