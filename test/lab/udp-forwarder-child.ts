@@ -135,6 +135,9 @@ async function main(): Promise<void> {
       resolve("connected");
     });
   });
+  // The TTL-expired datagram is handled by the receive thread, which may run after the TCP connect's
+  // ICMP on the other thread: wait for it (bounded) before reading the counters.
+  for (let i = 0; i < 100 && (forwarder.stats()?.ttlExpired ?? 0) < 1; i++) await sleep(20);
   result.stats = forwarder.stats();
   peer.close();
   forwarder.stop();
