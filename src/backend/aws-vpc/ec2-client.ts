@@ -4,6 +4,8 @@
  * times with the shared backoff; what is left is thrown (the reconciler retries its run), operators'
  * problems as one clear UserError.
  */
+
+import { type HttpAnswer, httpCall } from "../../http/http-call.js";
 import { retry } from "../../retry/backoff.js";
 import { describeError } from "../../user-error.js";
 import { Ec2ApiError, explainEc2Error, isTransient } from "./aws-errors.js";
@@ -25,7 +27,6 @@ import {
   parseReturn,
   parseRouteTables,
 } from "./ec2-xml.js";
-import { type HttpAnswer, httpCall } from "./http-call.js";
 
 export interface Ec2ClientOptions {
   readonly region: string;

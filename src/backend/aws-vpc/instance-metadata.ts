@@ -3,8 +3,9 @@
  * sent as X-aws-ec2-metadata-token), IMDSv1 (plain GETs) if the token call is not answered with a
  * token. AWS_EC2_METADATA_SERVICE_ENDPOINT points it elsewhere, as the AWS SDKs and CLI honour.
  */
+
+import { type HttpAnswer, type HttpCallOptions, httpCall } from "../../http/http-call.js";
 import { UserError } from "../../user-error.js";
-import { type HttpAnswer, type HttpCallOptions, httpCall } from "./http-call.js";
 
 export const DEFAULT_IMDS_ENDPOINT = "http://169.254.169.254";
 const TOKEN_TTL_SECONDS = 21600;

@@ -9,8 +9,9 @@
  * body of https://cloud.google.com/compute/docs/api/how-tos/api-requests-responses#handling_api_errors:
  * {"error":{"code":403,"message":"...","errors":[{"domain":"usageLimits","reason":"quotaExceeded","message":"..."}]}}.
  */
+
+import { type HttpAnswer, type HttpCall, httpCall } from "../../http/http-call.js";
 import { UserError } from "../../user-error.js";
-import { type HttpCall, httpCall } from "./gce-http.js";
 import { networkPath } from "./gce-route.js";
 
 export const DEFAULT_METADATA_HOST = "metadata.google.internal";
@@ -105,13 +106,13 @@ export class MetadataClient {
 
   async get(path: string): Promise<string> {
     const url = this.base + path;
-    let res: { status: number; text: string };
+    let res: HttpAnswer;
     try {
       res = await this.http(url, { headers: { "Metadata-Flavor": "Google" }, timeoutMs: REQUEST_TIMEOUT_MS });
     } catch (err) {
       throw new Error(`cannot reach the GCE metadata server at ${url}: ${(err as Error).message}`);
     }
-    const body = res.text;
+    const body = res.body;
     if (res.status !== 200)
       throw new GceApiError(
         res.status,
@@ -167,7 +168,7 @@ export class ComputeClient {
     for (let attempt = 0; ; attempt++) {
       const token = await this.tokens.get();
       const url = path.startsWith("http") ? path : this.url(path);
-      let res: { status: number; text: string };
+      let res: HttpAnswer;
       try {
         res = await this.http(url, {
           method,
@@ -182,7 +183,7 @@ export class ComputeClient {
       } catch (err) {
         throw new Error(`cannot reach the Compute Engine API at ${url}: ${(err as Error).message}`);
       }
-      const text = res.text;
+      const text = res.body;
       if (res.status === 401 && attempt === 0) {
         this.tokens.invalidate(); // expired or revoked early: one more try with a fresh token
         continue;
