@@ -3,12 +3,11 @@
  * that every client's long poll reads. Re-lists (and diffs) after any break, as the etcd manager does.
  */
 import type { IPNetwork } from "../ip/ip-network.js";
-import { Backoff, sleep } from "../retry/backoff.js";
 import type { StoredValue } from "../subnet/etcd/etcd-messages.js";
 import type { EtcdStore } from "../subnet/etcd/etcd-store.js";
+import { ListWatch } from "../subnet/etcd/list-watch.js";
 import { decodeRawLease } from "../subnet/lease-table.js";
 import { type ApiLease, formatGoTime, ZERO_TIME } from "../subnet/remote/remote-json.js";
-import { describeError } from "../user-error.js";
 import { LeaseEventLog } from "./lease-event-log.js";
 
 export const LEASE_TTL_SECONDS = 24 * 60 * 60;
@@ -20,7 +19,7 @@ export class NetworkLeases {
   /** The subnet each public IP last held here: a client whose lease vanished gets it back if it is free. */
   private readonly lastSubnets = new Map<string, IPNetwork>();
   private closed = false;
-  private stop: (() => Promise<void>) | undefined;
+  private listWatch: ListWatch | undefined;
   /** Resolves once the first list is in. */
   readonly ready: Promise<void>;
   private markReady!: () => void;
@@ -85,51 +84,28 @@ export class NetworkLeases {
   }
 
   private async run(): Promise<void> {
-    const backoff = new Backoff({ minMs: 500, maxMs: 5000 });
-    while (!this.closed) {
-      try {
-        const { values, revision } = await this.store.list(this.subnetsPrefix);
+    if (this.closed) return;
+    this.listWatch = new ListWatch(this.store, this.subnetsPrefix, {
+      what: `the leases under ${this.subnetsPrefix}`,
+      onList: async (values, revision) => {
         await this.learnExpirations(values);
-        if (this.closed) return;
         const leases = values.map((v) => this.toApi(v)).filter((l): l is ApiLease => l !== undefined);
         this.log.replaceAll(leases, revision);
         this.markReady();
-        let broken!: () => void;
-        const brokenPromise = new Promise<void>((resolve) => {
-          broken = resolve;
-        });
-        const handle = await this.store.watchPrefix(this.subnetsPrefix, revision + 1n, {
-          onPut: (kv) => {
-            const lease = this.toApi(kv);
-            if (lease) this.log.put(lease, kv.modRevision);
-            else this.log.remove(kv.key.slice(this.subnetsPrefix.length), kv.modRevision);
-          },
-          onDelete: (key, rev) => this.log.remove(key.slice(this.subnetsPrefix.length), rev),
-          onBroken: (reason) => {
-            this.warn(`etcd watch of ${this.subnetsPrefix} interrupted (${reason}); re-listing`);
-            broken();
-          },
-        });
-        this.stop = async () => {
-          await handle.close();
-          broken();
-        };
-        backoff.reset();
-        await brokenPromise;
-        await handle.close();
-      } catch (err) {
-        if (this.closed) return;
-        const delayMs = backoff.next();
-        this.warn(
-          `cannot list leases under ${this.subnetsPrefix} (${describeError(err)}); retrying in ${delayMs} ms`,
-        );
-        await sleep(delayMs);
-      }
-    }
+      },
+      onPut: (kv) => {
+        const lease = this.toApi(kv);
+        if (lease) this.log.put(lease, kv.modRevision);
+        else this.log.remove(kv.key.slice(this.subnetsPrefix.length), kv.modRevision);
+      },
+      onDelete: (key, rev) => this.log.remove(key.slice(this.subnetsPrefix.length), rev),
+      onWarning: (message) => this.warn(message),
+    });
+    await this.listWatch.run();
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    await this.stop?.();
+    await this.listWatch?.close();
   }
 }

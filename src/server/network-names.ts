@@ -2,10 +2,9 @@
  * The networks the server knows (multi-network mode: every <prefix>/<name>/config), for GET /v1/ and its
  * long poll GET /v1/?next=<cursor>: ONE etcd watch of <prefix>/ shared by every client, as for leases.
  */
-import { Backoff, sleep } from "../retry/backoff.js";
 import type { EtcdStore } from "../subnet/etcd/etcd-store.js";
+import { ListWatch } from "../subnet/etcd/list-watch.js";
 import { encodeNetworksAnswer, ZERO_TIME } from "../subnet/remote/remote-json.js";
-import { describeError } from "../user-error.js";
 
 interface NetworkEvent {
   readonly revision: bigint;
@@ -22,7 +21,7 @@ export class NetworkNames {
   private oldest = 0n;
   private readonly waiters = new Set<() => void>();
   private closed = false;
-  private stop: (() => Promise<void>) | undefined;
+  private listWatch: ListWatch | undefined;
   readonly ready: Promise<void>;
   private markReady!: () => void;
 
@@ -71,10 +70,10 @@ export class NetworkNames {
   }
 
   private async run(): Promise<void> {
-    const backoff = new Backoff({ minMs: 500, maxMs: 5000 });
-    while (!this.closed) {
-      try {
-        const { values, revision } = await this.store.list(`${this.prefix}/`);
+    if (this.closed) return;
+    this.listWatch = new ListWatch(this.store, `${this.prefix}/`, {
+      what: `the networks under ${this.prefix}/`,
+      onList: (values, revision) => {
         const now = new Set(
           values.map((v) => this.nameOf(v.key)).filter((n): n is string => n !== undefined),
         );
@@ -89,49 +88,27 @@ export class NetworkNames {
         }
         this.advance(revision);
         this.markReady();
-        let broken!: () => void;
-        const brokenPromise = new Promise<void>((resolve) => {
-          broken = resolve;
-        });
-        const handle = await this.store.watchPrefix(`${this.prefix}/`, revision + 1n, {
-          onPut: (kv) => {
-            const name = this.nameOf(kv.key);
-            if (name !== undefined && !this.names.has(name)) {
-              this.names.add(name);
-              this.record(kv.modRevision, "added", name);
-            }
-            this.advance(kv.modRevision);
-          },
-          onDelete: (key, rev) => {
-            const name = this.nameOf(key);
-            if (name !== undefined && this.names.delete(name)) this.record(rev, "removed", name);
-            this.advance(rev);
-          },
-          onBroken: (reason) => {
-            this.warn(`etcd watch of ${this.prefix}/ interrupted (${reason}); re-listing networks`);
-            broken();
-          },
-        });
-        this.stop = async () => {
-          await handle.close();
-          broken();
-        };
-        backoff.reset();
-        await brokenPromise;
-        await handle.close();
-      } catch (err) {
-        if (this.closed) return;
-        const delayMs = backoff.next();
-        this.warn(
-          `cannot list networks under ${this.prefix}/ (${describeError(err)}); retrying in ${delayMs} ms`,
-        );
-        await sleep(delayMs);
-      }
-    }
+      },
+      onPut: (kv) => {
+        const name = this.nameOf(kv.key);
+        if (name !== undefined && !this.names.has(name)) {
+          this.names.add(name);
+          this.record(kv.modRevision, "added", name);
+        }
+        this.advance(kv.modRevision);
+      },
+      onDelete: (key, rev) => {
+        const name = this.nameOf(key);
+        if (name !== undefined && this.names.delete(name)) this.record(rev, "removed", name);
+        this.advance(rev);
+      },
+      onWarning: (message) => this.warn(message),
+    });
+    await this.listWatch.run();
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    await this.stop?.();
+    await this.listWatch?.close();
   }
 }

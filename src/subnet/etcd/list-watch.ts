@@ -14,10 +14,10 @@ export interface ListWatchHandlers {
   readonly what: string;
   /** The list to start a pass from; by default a fresh list of the prefix (a caller may hand one it has). */
   list?(): Promise<{ values: StoredValue[]; revision: bigint }>;
-  /** The whole prefix as listed, at the start of each pass. */
-  onList(values: StoredValue[]): void;
+  /** The whole prefix as listed (at `revision`), at the start of each pass; awaited before the watch. */
+  onList(values: StoredValue[], revision: bigint): void | Promise<void>;
   onPut(kv: StoredValue): void;
-  onDelete(key: string): void;
+  onDelete(key: string, revision: bigint): void;
   onWarning(message: string): void;
 }
 
@@ -41,10 +41,11 @@ export class ListWatch {
       try {
         const { values, revision } = await (handlers.list?.() ?? store.list(prefix));
         if (this.closed) return;
-        handlers.onList(values);
+        await handlers.onList(values, revision);
+        if (this.closed) return;
         const handle = await store.watchPrefix(prefix, revision + 1n, {
           onPut: (kv) => handlers.onPut(kv),
-          onDelete: (key) => handlers.onDelete(key),
+          onDelete: (key, deletedAt) => handlers.onDelete(key, deletedAt),
           onBroken: (reason) => {
             handlers.onWarning(`etcd watch of ${handlers.what} interrupted (${reason}); listing again`);
             broken();
