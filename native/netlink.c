@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <linux/netlink.h>
 #include <node_api.h>
+#include "napi-values.h"
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,27 +129,6 @@ static napi_value throw_type(napi_env env, const char* msg) {
 static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value* argv, size_t* argc) {
   *argc = want;
   return napi_get_cb_info(env, info, argc, argv, NULL, NULL) == napi_ok;
-}
-
-static int get_int(napi_env env, napi_value v, int32_t* out) {
-  napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) return 0;
-  return napi_get_value_int32(env, v, out) == napi_ok;
-}
-
-static int get_uint(napi_env env, napi_value v, uint32_t* out) {
-  napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) return 0;
-  return napi_get_value_uint32(env, v, out) == napi_ok;
-}
-
-// Copies a JS string into buf; returns 0 unless it is a string that fits.
-static int get_string(napi_env env, napi_value v, char* buf, size_t size) {
-  napi_valuetype t;
-  size_t len;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_string) return 0;
-  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok || len + 1 > size) return 0;
-  return napi_get_value_string_utf8(env, v, buf, size, &len) == napi_ok;
 }
 
 static int is_present(napi_env env, napi_value v) {

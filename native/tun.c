@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <node_api.h>
+#include "napi-values.h"
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -514,20 +515,6 @@ static int get_args(napi_env env, napi_callback_info info, size_t want, napi_val
   size_t argc = want;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return 0;
   return argc >= want;
-}
-
-static int get_int(napi_env env, napi_value v, int32_t* out) {
-  napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) return 0;
-  return napi_get_value_int32(env, v, out) == napi_ok;
-}
-
-static int get_string(napi_env env, napi_value v, char* buf, size_t size) {
-  napi_valuetype t;
-  size_t len;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_string) return 0;
-  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok || len + 1 > size) return 0;
-  return napi_get_value_string_utf8(env, v, buf, size, &len) == napi_ok;
 }
 
 static int get_ipv4(napi_env env, napi_value v, uint32_t* out) {
