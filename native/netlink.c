@@ -4,6 +4,11 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
 #include <linux/netlink.h>
 #include <node_api.h>
 #include "napi-values.h"
@@ -13,7 +18,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <uv.h>
 
 #include "sd-notify.h"
 
@@ -32,24 +36,23 @@
 // Kernel dump chunks are at most 32 KiB; 64 KiB leaves room for large single replies.
 #define RECV_INITIAL_BYTES (64 * 1024)
 // Bound one callback's batch so a flood of events cannot starve the event loop; the poll is
-// level-triggered, so what is left is read on the next loop turn.
+// level-triggered, so what is left is read on the next turn.
 #define MAX_BATCH 4096
 
-// The environment's teardown, waiting for the uv_close of its pollers before it lets Node go on.
-typedef struct {
-  napi_async_cleanup_hook_handle hook;
-  size_t pending;
-} teardown_t;
-
+// A readable-poll without libuv: a small thread waits in poll(2) on the socket and tells the JS thread
+// through a threadsafe function, which reads the datagrams there. Both Node and Bun (whose N-API has no
+// libuv) provide threadsafe functions. The thread waits again only when the JS thread re-arms it, so
+// at most one call is queued and every recvmsg happens on the JS thread.
 typedef struct poller {
-  uv_poll_t handle;
   napi_env env;
-  napi_ref callback;
-  napi_async_context async_context;
+  napi_threadsafe_function tsfn;
+  pthread_t thread;
+  int wake;  // eventfd: the JS thread re-arms (or stops) the poll thread
+  atomic_int stopping;
+  int released;  // stop_poller ran: unlinked, thread joined, threadsafe function released
   int fd;
   unsigned char* buf;
   size_t buf_size;
-  teardown_t* teardown;
   struct poller* next;
 } poller_t;
 
@@ -98,8 +101,8 @@ static void untrack_fd(instance_t* inst, int fd) {
 }
 
 static const char* errno_name(int err) {
-  const char* name = uv_err_name(-err);
-  if (name == NULL || strncmp(name, "Unknown", 7) == 0) {
+  const char* name = strerrorname_np(err);
+  if (name == NULL) {
     static char unknown[32];
     snprintf(unknown, sizeof(unknown), "ERRNO_%d", err);
     return unknown;
@@ -293,34 +296,87 @@ static void unlink_poller(poller_t* target) {
   }
 }
 
-static void teardown_release(teardown_t* t) {
-  if (--t->pending > 0) return;
-  napi_remove_async_cleanup_hook(t->hook);
-  free(t);
-}
-
-static void on_poller_closed(uv_handle_t* handle) {
-  poller_t* p = (poller_t*)handle->data;
-  teardown_t* t = p->teardown;
+static void free_poller(poller_t* p) {
+  if (p->wake >= 0) close(p->wake);
   free(p->buf);
   free(p);
-  if (t != NULL) teardown_release(t);
 }
 
-static void stop_poller(poller_t* p) {
+static void wake_thread(poller_t* p) {
+  uint64_t one = 1;
+  ssize_t n;
+  do {
+    n = write(p->wake, &one, sizeof(one));
+  } while (n < 0 && errno == EINTR);
+}
+
+// Ends the thread; it only ever waits in poll(2), so it leaves at once.
+static void join_thread(poller_t* p) {
   unlink_poller(p);
-  uv_poll_stop(&p->handle);
-  napi_delete_reference(p->env, p->callback);
-  napi_async_destroy(p->env, p->async_context);
-  // The handle memory must outlive libuv's close, so it is freed in the close callback.
-  uv_close((uv_handle_t*)&p->handle, on_poller_closed);
+  atomic_store(&p->stopping, 1);
+  wake_thread(p);
+  pthread_join(p->thread, NULL);
 }
 
-// Calls back into JS with (err, datagrams); makes sure microtasks run like any other callback.
-static void deliver(poller_t* p, const char* err, napi_value datagrams) {
-  napi_env env = p->env;
-  napi_value callback, global, argv[2], result;
-  napi_get_reference_value(env, p->callback, &callback);
+// Stops the thread, then lets the threadsafe function go; a call still queued is dropped in on_ready,
+// which sees `stopping`. The poller is freed when the threadsafe function is finalized.
+static void stop_poller(poller_t* p) {
+  join_thread(p);
+  p->released = 1;
+  napi_release_threadsafe_function(p->tsfn, napi_tsfn_abort);
+}
+
+// The threadsafe function is gone: after stop_poller, or when the runtime tears the environment down
+// first (its own cleanup may run before ours), in which case the thread must still be ended here.
+static void on_tsfn_finalized(napi_env env, void* data, void* hint) {
+  (void)env;
+  (void)hint;
+  poller_t* p = (poller_t*)data;
+  if (!p->released) join_thread(p);
+  free_poller(p);
+}
+
+static int wait_readable(int fd, int wake, int* readable) {
+  struct pollfd fds[2] = {{.fd = fd, .events = POLLIN}, {.fd = wake, .events = POLLIN}};
+  int n;
+  do {
+    n = poll(fds, 2, -1);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return -1;
+  if (fds[1].revents & POLLIN) {
+    uint64_t count;
+    ssize_t r = read(wake, &count, sizeof(count));
+    (void)r;
+  }
+  // POLLERR (a pending socket error such as ENOBUFS) and POLLNVAL count as readable: the JS thread's
+  // recvmsg reports the real error.
+  *readable = (fds[0].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)) != 0;
+  return 0;
+}
+
+static void* poll_thread(void* arg) {
+  poller_t* p = (poller_t*)arg;
+  int armed = 1;
+  while (!atomic_load(&p->stopping)) {
+    int readable = 0;
+    // While unarmed only the wake fd matters (a closed socket fd would report POLLNVAL forever).
+    if (wait_readable(armed ? p->fd : -1, p->wake, &readable) < 0) break;
+    if (atomic_load(&p->stopping)) break;
+    if (!armed) {
+      armed = 1;
+      continue;
+    }
+    if (readable) {
+      armed = 0;
+      if (napi_call_threadsafe_function(p->tsfn, NULL, napi_tsfn_nonblocking) != napi_ok) break;
+    }
+  }
+  return NULL;
+}
+
+// Calls back into JS with (err, datagrams).
+static void deliver(napi_env env, napi_value callback, const char* err, napi_value datagrams) {
+  napi_value global, argv[2], result;
   napi_get_global(env, &global);
   if (err == NULL) {
     napi_get_null(env, &argv[0]);
@@ -328,7 +384,7 @@ static void deliver(poller_t* p, const char* err, napi_value datagrams) {
     napi_create_string_utf8(env, err, NAPI_AUTO_LENGTH, &argv[0]);
   }
   argv[1] = datagrams;
-  if (napi_make_callback(env, p->async_context, global, callback, 2, argv, &result) == napi_pending_exception) {
+  if (napi_call_function(env, global, callback, 2, argv, &result) == napi_pending_exception) {
     // A throwing listener must not kill the poller; surface it like any uncaught exception.
     napi_value exception;
     napi_get_and_clear_last_exception(env, &exception);
@@ -336,22 +392,18 @@ static void deliver(poller_t* p, const char* err, napi_value datagrams) {
   }
 }
 
-static void on_readable(uv_poll_t* handle, int status, int events) {
-  (void)events;
-  poller_t* p = (poller_t*)handle->data;
-  napi_env env = p->env;
+// On the JS thread: the socket was readable. Reads up to MAX_BATCH datagrams, delivers them, re-arms.
+static void on_ready(napi_env env, napi_value callback, void* context, void* data) {
+  (void)data;
+  poller_t* p = (poller_t*)context;
+  if (env == NULL || atomic_load(&p->stopping)) return;
   int fd = p->fd;
-  // libuv reports a pending socket error (sk_err, e.g. ENOBUFS after an overrun) as POLLERR, passes
-  // UV_EBADF and stops the handle. recvmsg below returns the real error; then polling is re-armed.
-  int rearm = status < 0;
-  if (rearm && fcntl(fd, F_GETFD) < 0) rearm = 0;
-  napi_handle_scope scope;
-  napi_open_handle_scope(env, &scope);
   napi_value batch, empty;
   napi_create_array(env, &batch);
   uint32_t count = 0;
   const char* pending_error = NULL;
-  if (status < 0 && !rearm) pending_error = uv_err_name(status);
+  int closed = fcntl(fd, F_GETFD) < 0;
+  if (closed) pending_error = "EBADF";
   while (pending_error == NULL && count < MAX_BATCH) {
     struct sockaddr_nl from;
     struct iovec iov = {.iov_base = p->buf, .iov_len = p->buf_size};
@@ -382,20 +434,18 @@ static void on_readable(uv_poll_t* handle, int status, int events) {
     napi_create_buffer_copy(env, (size_t)n, p->buf, &copy, &datagram);
     napi_set_element(env, batch, count++, datagram);
   }
-  if (rearm && uv_poll_start(&p->handle, UV_READABLE, on_readable) < 0 && pending_error == NULL) {
-    pending_error = "EBADF";
-  }
-  // The JS callback may unpoll or close; p itself stays valid until the uv_close callback runs.
-  int still_polling = 1;
+  // The JS callback may unpoll or close; then p must not be touched again (it may be freed).
   if (count > 0) {
-    deliver(p, NULL, batch);
-    still_polling = find_poller(env, fd) == p;
+    deliver(env, callback, NULL, batch);
+    if (find_poller(env, fd) != p) return;
   }
-  if (pending_error != NULL && still_polling) {
+  if (pending_error != NULL) {
     napi_create_array(env, &empty);
-    deliver(p, pending_error, empty);
+    deliver(env, callback, pending_error, empty);
+    if (find_poller(env, fd) != p) return;
   }
-  napi_close_handle_scope(env, scope);
+  // A closed fd is not polled again (its number may be reused); the poller waits for unpoll/close.
+  if (!closed) wake_thread(p);
 }
 
 // poll(fd, callback(err, datagrams))
@@ -412,38 +462,31 @@ static napi_value js_poll(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "EBUSY", "poll: this fd is already being polled");
     return NULL;
   }
-  uv_loop_t* loop;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
-    napi_throw_error(env, "EINVAL", "poll: no event loop");
-    return NULL;
-  }
   poller_t* p = calloc(1, sizeof(poller_t));
   if (p == NULL) return throw_errno(env, "poll", ENOMEM);
+  p->wake = eventfd(0, EFD_CLOEXEC);
   p->buf = malloc(RECV_INITIAL_BYTES);
-  if (p->buf == NULL) {
-    free(p);
-    return throw_errno(env, "poll", ENOMEM);
+  if (p->wake < 0 || p->buf == NULL) {
+    int err = p->wake < 0 ? errno : ENOMEM;
+    free_poller(p);
+    return throw_errno(env, "poll", err);
   }
   p->buf_size = RECV_INITIAL_BYTES;
   p->env = env;
   p->fd = fd;
-  int rc = uv_poll_init(loop, &p->handle, fd);
-  if (rc < 0) {
-    free(p->buf);
-    free(p);
-    return throw_errno(env, "uv_poll_init", -rc);
-  }
-  p->handle.data = p;
   napi_value resource_name;
   napi_create_string_utf8(env, "weft_netlink.poll", NAPI_AUTO_LENGTH, &resource_name);
-  napi_async_init(env, NULL, resource_name, &p->async_context);
-  napi_create_reference(env, argv[1], 1, &p->callback);
-  rc = uv_poll_start(&p->handle, UV_READABLE, on_readable);
-  if (rc < 0) {
-    napi_delete_reference(env, p->callback);
-    napi_async_destroy(env, p->async_context);
-    uv_close((uv_handle_t*)&p->handle, on_poller_closed);
-    return throw_errno(env, "uv_poll_start", -rc);
+  // Like a started uv_poll, the threadsafe function keeps the event loop alive until unpoll/close.
+  if (napi_create_threadsafe_function(env, argv[1], NULL, resource_name, 0, 1, p, on_tsfn_finalized, p, on_ready,
+                                      &p->tsfn) != napi_ok) {
+    free_poller(p);
+    napi_throw_error(env, "EINVAL", "poll: cannot create the threadsafe function");
+    return NULL;
+  }
+  int rc = pthread_create(&p->thread, NULL, poll_thread, p);
+  if (rc != 0) {
+    napi_release_threadsafe_function(p->tsfn, napi_tsfn_abort);
+    return throw_errno(env, "poll: pthread_create", rc);
   }
   p->next = instance(env)->head;
   instance(env)->head = p;
@@ -463,7 +506,7 @@ static napi_value js_unpoll(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// close(fd): stops polling first, since libuv must not watch a closed (and maybe reused) fd.
+// close(fd): stops polling first, since the poll thread must not watch a closed (and maybe reused) fd.
 static napi_value js_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   size_t argc;
@@ -503,27 +546,12 @@ static napi_value js_enter_netns(napi_env env, napi_callback_info info) {
 }
 
 // The environment (a worker thread, or the main thread at exit) is going away with sockets JS left
-// open: stop their polls and close them. A uv_poll still open would make Node abort the whole process
-// when it closes the worker's loop; the hook is asynchronous so Node runs the loop until the handles
-// are closed.
-static void on_env_teardown(napi_async_cleanup_hook_handle hook, void* arg) {
+// open: stop their poll threads and close them.
+static void on_env_teardown(void* arg) {
   instance_t* inst = (instance_t*)arg;
-  teardown_t* t = malloc(sizeof(teardown_t));
-  if (t == NULL) {
-    napi_remove_async_cleanup_hook(hook);
-    return;
-  }
-  t->hook = hook;
-  t->pending = 1;
-  while (inst->head != NULL) {
-    poller_t* p = inst->head;
-    p->teardown = t;
-    t->pending++;
-    stop_poller(p);
-  }
+  while (inst->head != NULL) stop_poller(inst->head);
   for (size_t i = 0; i < inst->nfds; i++) close(inst->fds[i]);
   inst->nfds = 0;
-  teardown_release(t);
 }
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -533,7 +561,7 @@ static napi_value init(napi_env env, napi_value exports) {
     napi_throw_error(env, "ENOMEM", "weft_netlink: cannot allocate instance data");
     return NULL;
   }
-  if (napi_add_async_cleanup_hook(env, on_env_teardown, inst, NULL) != napi_ok) {
+  if (napi_add_env_cleanup_hook(env, on_env_teardown, inst) != napi_ok) {
     napi_throw_error(env, "EINVAL", "weft_netlink: cannot register the environment cleanup hook");
     return NULL;
   }

@@ -4,10 +4,9 @@
  * connection, and serves /healthz, /readyz and /metrics for all of them.
  */
 import type { Server } from "node:http";
-import v8 from "node:v8";
-import vm from "node:vm";
 import { type RtEvent, type RtEvents, type RtGroup, RtNetlink } from "../netlink/index.js";
 import type { AnyStateKind } from "../reconcile/state-kind.js";
+import { releaseMemory } from "../runtime/release-memory.js";
 import type { NetworkSource } from "../subnet/network-source.js";
 import { openNetworkSource, openSubnetManager, type StoreContext } from "../subnet/registry.js";
 import type { SubnetManager } from "../subnet/subnet-manager.js";
@@ -30,15 +29,6 @@ import { rescueUnderlay } from "./underlay-rescue.js";
 
 /** A network that failed to start (bad config it cannot wait out, no free subnet) is tried again after this. */
 const NETWORK_RESTART_MS = 10_000;
-
-/**
- * A full garbage collection, so V8 returns the pages a burst of work left behind (RSS is what operators
- * see). --expose-gc set at run time applies to contexts made afterwards, hence the fresh context.
- */
-function releaseMemory(): void {
-  v8.setFlagsFromString("--expose-gc");
-  (vm.runInNewContext("gc") as () => void)();
-}
 
 /** A logger whose every line names the network, as flanneld v0.7's "blue: lease acquired". */
 function networkLogger(log: Logger, network: string): Logger {
