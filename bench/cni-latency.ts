@@ -1,24 +1,31 @@
 /**
  * ADD/DEL latency of the flannel CNI plugin (delegating to the reference bridge + host-local) against the
- * bridge plugin alone given the same generated delegate config, over 40 pods, with `node -e 0` as the floor
- * of any Node.js plugin. The plugin's own cost is flannel - node -e 0 - bridge, computed per round: every
- * round runs each variant once, in rotating order, so a busy machine slows all of them alike.
+ * upstream Go flannel plugin and the bridge plugin alone given the same generated delegate config, over 40
+ * pods (a fresh network namespace each), with `node -e 0` as the floor of any Node.js plugin. The plugin's
+ * own cost is flannel - bridge (- node -e 0 for a plugin run by Node), computed per round: every round runs
+ * each variant once, in rotating order, so a busy machine slows all of them alike.
+ * Every measured process gets a clean environment, as a container runtime runs plugins: the CNI_* variables
+ * and PATH only (NODE_EXTRA_CA_CERTS alone would add ~50 ms to each Node start).
  * Needs root: every pod is a network namespace, and the plugins run inside a "host" namespace made for the
  * bench so the bridge never lands in the root namespace.
  *
- *   node dist/bench/cni-latency.js [pods] [label=plugin.js ...]
+ *   node dist/bench/cni-latency.js [pods] [label=plugin ...] [--upstream PATH]
  *
- * Without plugins it measures the package's bin (what ships) and, if that is a bundle, the unbundled
- * tsc output too. A single-file plugin (.cjs) is installed as an extensionless `flannel`, as in
- * /opt/cni/bin; an ES module is installed with its sibling modules.
+ * Without label=plugin arguments it measures the package's `flannel` bin (what ships) and, if that is a
+ * bundle, the unbundled tsc output too. The upstream plugin (--upstream PATH, or env
+ * UPSTREAM_FLANNEL_CNI=PATH; the reference is v1.9.1-flannel1) is added to the same rounds under the label
+ * `upstream`, and the summary gives each plugin's ADD and DEL against it (mean and p50).
+ * A plugin is installed as in /opt/cni/bin: a JavaScript file (.js, .cjs, .mjs) is run by this Node, a
+ * single-file one (.cjs) installed as an extensionless `flannel`, an ES module run where it was built (its
+ * imports span dist/src); anything else (a compiled executable) is installed as `flannel` and run as it is.
  */
 import { spawnSync } from "node:child_process";
 import {
+  chmodSync,
   copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -31,11 +38,15 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const cniBin = "/usr/lib/cni";
 const tag = process.pid;
 const warmups = 3;
+const cleanPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const upstreamLabel = "upstream";
 
 interface Variant {
   readonly label: string;
   /** The installed copy. */
   readonly plugin: string;
+  /** Run by this Node (a JavaScript plugin), or executed as it is. */
+  readonly byNode: boolean;
   /** This variant's pods (netns names, also container IDs). */
   readonly pods: string[];
   readonly dataDir: string;
@@ -96,7 +107,7 @@ function rotated<T>(steps: T[], round: number): T[] {
 /** Runs inside the bench's host namespace: the measurements. */
 function measure(plan: Plan): void {
   const envFor = (command: string, pod = ""): NodeJS.ProcessEnv => ({
-    ...process.env,
+    PATH: cleanPath,
     CNI_COMMAND: command,
     CNI_CONTAINERID: pod,
     CNI_NETNS: pod ? `/run/netns/${pod}` : "",
@@ -108,20 +119,33 @@ function measure(plan: Plan): void {
     if (!rows.has(name)) rows.set(name, []);
     rows.get(name)!.push(sample);
   };
-  const node = () => timed(process.execPath, ["-e", "0"], process.env, "");
+  const node = () => timed(process.execPath, ["-e", "0"], { PATH: cleanPath }, "");
   const plugin = (v: Variant, command: string, pod?: string) =>
-    timed(process.execPath, [v.plugin], envFor(command, pod), plan.config(v.dataDir));
+    v.byNode
+      ? timed(process.execPath, [v.plugin], envFor(command, pod), plan.config(v.dataDir))
+      : timed(v.plugin, [], envFor(command, pod), plan.config(v.dataDir));
 
-  // Warm the page cache and learn the delegate config the bridge is given alone.
+  // Warm the page cache and learn the delegate config the bridge is given alone (the first plugin's; each
+  // plugin saves the config it gave its delegate, and a difference from the upstream plugin's is shown).
   let delegateConfig = "";
+  const delegateConfigs = new Map<string, string>();
   for (let i = 0; i < warmups; i++) {
     node();
     for (const v of plan.variants) {
       plugin(v, "VERSION");
       plugin(v, "ADD", plan.warmPod);
-      delegateConfig ||= readFileSync(join(v.dataDir, plan.warmPod), "utf8");
+      const saved = readFileSync(join(v.dataDir, plan.warmPod), "utf8");
+      delegateConfig ||= saved;
+      delegateConfigs.set(v.label, saved);
       plugin(v, "DEL", plan.warmPod);
     }
+  }
+  const upstreamConfig = delegateConfigs.get(upstreamLabel);
+  for (const [label, saved] of delegateConfigs) {
+    if (upstreamConfig !== undefined && saved !== upstreamConfig)
+      console.log(
+        `note: ${label}'s delegate config differs from upstream's:\n  ${saved}\n  ${upstreamConfig}\n`,
+      );
   }
   const bridge = (command: string, pod: string) =>
     timed(join(cniBin, "bridge"), [], envFor(command, pod), delegateConfig);
@@ -152,39 +176,67 @@ function measure(plan: Plan): void {
     const cpu = samples.reduce((a, x) => a + x.cpu, 0) / samples.length;
     console.log(line([name, ms(s.mean), ms(s.p50), ms(s.p95), ms(cpu)]));
   }
-  // Per round: the plugin minus the Node floor and the delegate measured right next to it.
+  // Per round: the plugin minus the delegate measured right next to it (and the Node floor, for Node).
   for (const v of plan.variants) {
+    const zero: Sample = { wall: 0, cpu: 0 };
     for (const command of ["ADD", "DEL"]) {
       const own = rows.get(`${v.label} ${command}`)!;
       const floor = rows.get(`node -e 0 (${command} rounds)`)!;
       const bridgeRow = rows.get(`bridge ${command}`)!;
-      const wall = own.map((x, i) => x.wall - floor[i]!.wall - bridgeRow[i]!.wall);
-      const cpu = own.map((x, i) => x.cpu - floor[i]!.cpu - bridgeRow[i]!.cpu);
+      const floorAt = (i: number) => (v.byNode ? floor[i]! : zero);
+      const wall = own.map((x, i) => x.wall - floorAt(i).wall - bridgeRow[i]!.wall);
+      const cpu = own.map((x, i) => x.cpu - floorAt(i).cpu - bridgeRow[i]!.cpu);
       const s = stats(wall);
       const cpuMean = cpu.reduce((a, b) => a + b, 0) / cpu.length;
       console.log(line([`${v.label} ${command} own`, ms(s.mean), ms(s.p50), ms(s.p95), ms(cpuMean)]));
     }
     const version = rows.get(`${v.label} VERSION`)!;
     const floor = rows.get("node -e 0 (ADD rounds)")!;
-    const s = stats(version.map((x, i) => x.wall - floor[i]!.wall));
+    const s = stats(version.map((x, i) => x.wall - (v.byNode ? floor[i]!.wall : 0)));
     console.log(line([`${v.label} VERSION own`, ms(s.mean), ms(s.p50), ms(s.p95), ""]));
   }
-  console.log("\n`own` = flannel - node -e 0 - bridge, per round (VERSION: - node -e 0).");
+  console.log(
+    "\n`own` = plugin - bridge, per round, and - node -e 0 for a plugin run by Node (VERSION: - node -e 0).",
+  );
+  const upstream = plan.variants.find((v) => v.label === upstreamLabel);
+  if (upstream) {
+    console.log(`\nagainst the upstream plugin in the same rounds (load ${loadavg()[0]!.toFixed(2)}):\n`);
+    console.log(line(["", "mean", "upstream mean", "ratio", "p50", "upstream p50", "ratio"]));
+    console.log(line(["---", "---:", "---:", "---:", "---:", "---:", "---:"]));
+    for (const v of plan.variants.filter((x) => x !== upstream)) {
+      for (const command of ["ADD", "DEL"]) {
+        const ours = stats(rows.get(`${v.label} ${command}`)!.map((x) => x.wall));
+        const theirs = stats(rows.get(`${upstream.label} ${command}`)!.map((x) => x.wall));
+        const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
+        console.log(
+          line([
+            `${v.label} ${command}`,
+            ms(ours.mean),
+            ms(theirs.mean),
+            ratio(ours.mean, theirs.mean),
+            ms(ours.p50),
+            ms(theirs.p50),
+            ratio(ours.p50, theirs.p50),
+          ]),
+        );
+      }
+    }
+  }
 }
+
+const isJavaScript = (path: string) => /\.(c|m)?js$/.test(path);
 
 /** Copies a plugin as a node would have it installed; returns the path to run. */
 function install(source: string, into: string): string {
   mkdirSync(into, { recursive: true });
-  if (source.endsWith(".cjs")) {
+  if (source.endsWith(".cjs") || !isJavaScript(source)) {
     const target = join(into, "flannel");
     copyFileSync(source, target);
+    chmodSync(target, 0o755);
     return target;
   }
-  // An ES module graph: its siblings come along, and the package type that makes .js an ES module.
-  for (const f of readdirSync(dirname(source)).filter((n) => n.endsWith(".js")))
-    copyFileSync(join(dirname(source), f), join(into, f));
-  writeFileSync(join(into, "package.json"), '{"type":"module"}\n');
-  return join(into, source.split("/").pop()!);
+  // An ES module graph imports across the whole tsc output (../text, ../ip, ...): it runs where it was built.
+  return source;
 }
 
 function defaultPlugins(): [string, string][] {
@@ -206,11 +258,25 @@ function main(): void {
     return;
   }
   const args = process.argv.slice(2);
+  let upstreamPath = process.env["UPSTREAM_FLANNEL_CNI"] || undefined;
+  const at = args.indexOf("--upstream");
+  if (at >= 0) {
+    upstreamPath = args[at + 1];
+    if (!upstreamPath) throw new Error("--upstream needs the path of the upstream flannel CNI plugin");
+    args.splice(at, 2);
+  }
   const rounds = /^\d+$/.test(args[0] ?? "") ? Number(args.shift()) : 40;
   const plugins = args.length > 0 ? args.map((a) => a.split("=", 2) as [string, string]) : defaultPlugins();
+  if (plugins.some(([label]) => label === upstreamLabel))
+    throw new Error(`the label ${upstreamLabel} is the upstream plugin's: give it with --upstream PATH`);
   for (const [label, path] of plugins) {
     if (!path || !existsSync(path))
       throw new Error(`plugin ${label}: ${path} does not exist (npm run build)`);
+  }
+  if (upstreamPath) {
+    if (!existsSync(upstreamPath))
+      throw new Error(`upstream plugin: ${upstreamPath} does not exist (build flannel-io/cni-plugin)`);
+    plugins.push([upstreamLabel, upstreamPath]);
   }
   const hostNs = `weft-bench-host-${tag}`;
   const podSet = (name: string) => Array.from({ length: rounds }, (_, i) => `weft-bench-${tag}-${name}${i}`);
@@ -221,6 +287,7 @@ function main(): void {
       label,
       // A private copy, as installed on a node: a rebuild of dist/ meanwhile cannot disturb the bench.
       plugin: install(resolve(path), join(dir, `bin${i}`)),
+      byNode: isJavaScript(path),
       pods: podSet(`v${i}-`),
       dataDir: join(dir, `flannel${i}`),
     }));

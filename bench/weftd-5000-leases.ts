@@ -1,12 +1,25 @@
 // weftd at scale, in a one-host lab: 5,000 peer leases in etcd, then
-//   1. cold start: weftd start -> every route, neighbour and FDB entry in the kernel; RSS then,
+//   1. cold start: start -> every route, neighbour and FDB entry in the kernel; RSS then,
 //   2. one new lease: etcd put -> its route in the kernel (ip monitor), repeated,
-//   3. restart with everything already programmed: start -> "datapath programmed", changing nothing.
+//   3. restart with everything already programmed: start -> "datapath programmed", changing nothing,
+//   4. one peer: all leases but one removed, cold start -> that peer programmed; RSS then and after a settle.
 // Run as root after a build: node dist/bench/weftd-5000-leases.js [--leases 5000] [--runs 3]
 //   [--samples 20] [--node-args "--max-semi-space-size=1"] [--cpu-prof DIR] [--json FILE]
+//   [--flanneld PATH] [--show-log]
+// Side by side with flanneld: --flanneld PATH (or env FLANNELD=PATH) names a flanneld binary (v0.20.2 is
+// the reference); then every cold start (1 and 4) alternates weftd, flanneld, weftd, flanneld, ... in the
+// same lab against the same etcd, and flanneld's lease latency (2) is taken too; the summary gives the
+// ratios weftd/flanneld. Both run with the reference's command line
+//   --etcd-endpoints=http://<etcd>:2379 --iface=eth0 --ip-masq --subnet-file=<file>
+// under a clean environment (`env -i PATH=...`, as a service manager starts them: NODE_EXTRA_CA_CERTS
+// alone adds ~50 ms to a Node start). Both find their own lease by the host's PublicIP and reuse it, so
+// both see exactly the same peers; flannel.1 is deleted before every cold start.
+// weftd's command is env WEFTD_CMD (split on spaces, e.g. a compiled executable's path) or, by default,
+// this Node with weftd's own shebang flags and dist/src/daemon/weftd-main.js (--node-args and --cpu-prof
+// apply to that default only).
 // The same file, with "writer" as first argument, is the etcd writer the bench runs inside the fabric
 // namespace (etcd is only reachable there).
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Lab, type LabHost, type LabProcess, weftdCommand } from "../test/lab/lab.js";
@@ -18,6 +31,10 @@ const DEVICE = "flannel.1";
 const POLL_MS = 50;
 const PROGRAM_TIMEOUT_MS = 60_000;
 const LEASE_LATENCY_TIMEOUT_MS = 5_000;
+/** With one peer: how long after it is programmed the second memory reading is taken. */
+const ONE_PEER_SETTLE_MS = 5_000;
+/** The daemons' whole environment: a service manager's, without this shell's variables. */
+const CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const SELF = fileURLToPath(import.meta.url);
 
 // ---- the leases: peer i (0-based) is 10.<1 + i / 256>.<i % 256>.0/24 on host 172.31.<1 + i / 250>.<1 + i % 250>.
@@ -40,7 +57,8 @@ function leaseValue(i: number): string {
   return `{"PublicIP":"${publicIP}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${mac}"}}`;
 }
 
-// ---- writer mode: `writer put|del <endpoint> <first> <count>`, inside the fabric namespace.
+// ---- writer mode: `writer put|del <endpoint> <first> <count>` or `writer clear <endpoint>`, inside the
+// fabric namespace.
 
 async function writer(args: string[]): Promise<void> {
   const [op, endpoint, firstText, countText] = args;
@@ -75,6 +93,11 @@ async function writer(args: string[]): Promise<void> {
     process.stdout.write(`${started} ${process.hrtime.bigint()}\n`);
   } else if (op === "del") {
     for (let k = 0; k < count; k++) await call("/v3/kv/deleterange", { key: b64(leaseKey(first + k)) });
+  } else if (op === "clear") {
+    // Every lease, the daemons' own too (they acquire one again at their next start).
+    const prefix = `${PREFIX}/subnets/`;
+    const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+    await call("/v3/kv/deleterange", { key: b64(prefix), range_end: b64(end) });
   } else throw new Error(`writer: unknown op ${op}`);
 }
 
@@ -89,6 +112,8 @@ interface Options {
   json: string | undefined;
   /** Print weftd's log of the first cold start and restart (its klog timestamps show where startup time goes). */
   showLog: boolean;
+  /** A flanneld binary to run side by side with weftd, or undefined for weftd alone. */
+  flanneld: string | undefined;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -100,6 +125,7 @@ function parseOptions(argv: string[]): Options {
     cpuProf: undefined,
     json: undefined,
     showLog: false,
+    flanneld: process.env["FLANNELD"] || undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const value = () => {
@@ -115,9 +141,17 @@ function parseOptions(argv: string[]): Options {
     else if (arg === "--cpu-prof") options.cpuProf = value();
     else if (arg === "--json") options.json = value();
     else if (arg === "--show-log") options.showLog = true;
+    else if (arg === "--flanneld") options.flanneld = value();
     else throw new Error(`unknown argument ${arg}`);
   }
   if (!(options.leases >= 1 && options.leases <= 60_000)) throw new Error("--leases is 1..60000");
+  if (!(options.runs >= 1)) throw new Error("--runs is at least 1");
+  if (process.env["WEFTD_CMD"] && (options.nodeArgs.length > 0 || options.cpuProf))
+    throw new Error("--node-args and --cpu-prof apply to the default weftd command, not to WEFTD_CMD");
+  if (options.flanneld && !existsSync(options.flanneld))
+    throw new Error(
+      `flanneld: ${options.flanneld} does not exist (build flanneld v0.20.2, or drop --flanneld)`,
+    );
   return options;
 }
 
@@ -145,7 +179,7 @@ function machine(): Record<string, string> {
 
 async function writeLeases(
   lab: Lab,
-  op: "put" | "del",
+  op: "put" | "del" | "clear",
   first: number,
   count: number,
 ): Promise<[number, number]> {
@@ -189,20 +223,46 @@ function memory(pid: number): { rssMB: number; hwmMB: number; anonMB: number } {
   return { rssMB: mb("VmRSS"), hwmMB: mb("VmHWM"), anonMB: mb("RssAnon") };
 }
 
-async function startWeftd(lab: Lab, host: LabHost, options: Options, label: string): Promise<LabProcess> {
-  const nodeArgs = [...options.nodeArgs];
-  if (options.cpuProf)
-    nodeArgs.push("--cpu-prof", `--cpu-prof-dir=${options.cpuProf}`, `--cpu-prof-name=${label}.cpuprofile`);
-  // weftd as it ships (its own Node flags), plus any given for this run.
-  const [node, ...shipped] = weftdCommand();
+/** One of the daemons under test: weftd, or flanneld beside it. */
+interface Daemon {
+  readonly name: "weftd" | "flanneld";
+  /** The program and its own leading arguments, per start (a CPU profile is named by the start's label). */
+  readonly command: (label: string) => string[];
+  /** Flags beyond the reference's command line. */
+  readonly extraFlags: string[];
+}
+
+function weftdDaemon(options: Options): Daemon {
+  const override = process.env["WEFTD_CMD"]?.split(/\s+/).filter(Boolean);
+  const command = (label: string) => {
+    if (override?.length) return override;
+    const nodeArgs = [...options.nodeArgs];
+    if (options.cpuProf)
+      nodeArgs.push("--cpu-prof", `--cpu-prof-dir=${options.cpuProf}`, `--cpu-prof-name=${label}.cpuprofile`);
+    // weftd as it ships (its own Node flags), plus any given for this run.
+    const [node, ...shipped] = weftdCommand();
+    return [node!, ...nodeArgs, ...shipped];
+  };
+  // -v=1: weftd logs a summary line for each reconcile that changed the kernel (a restart must not).
+  return { name: "weftd", command, extraFlags: ["-v=1"] };
+}
+
+function flanneldDaemon(path: string): Daemon {
+  return { name: "flanneld", command: () => [path], extraFlags: [] };
+}
+
+/** Starts a daemon as the reference started flanneld, with a clean environment. */
+async function startDaemon(lab: Lab, host: LabHost, daemon: Daemon, label: string): Promise<LabProcess> {
   return lab.spawn(host, [
-    node!,
-    ...nodeArgs,
-    ...shipped,
+    "env",
+    "-i",
+    `PATH=${CLEAN_PATH}`,
+    ...daemon.command(label),
     `--etcd-endpoints=${lab.etcdEndpoint}`,
     "--iface=eth0",
+    "--ip-masq",
     `--subnet-file=${lab.subnetFile(host)}`,
-    "-v=1",
+    ...daemon.extraFlags,
   ]);
 }
 
@@ -225,31 +285,39 @@ async function programmedAt(weftd: LabProcess, timeoutMs: number): Promise<numbe
   return nowMs() - (Date.now() - stamp);
 }
 
-async function coldStart(lab: Lab, host: LabHost, options: Options, run: number) {
+/** Load average (1 min) now: two cores, so another helper's test suite shows in every figure. */
+const load1 = () => Number(loadavg()[0]!.toFixed(2));
+
+/** Cold host -> `want` routes, neighbours and FDB entries programmed by daemon; memory at that moment. */
+async function coldStart(lab: Lab, host: LabHost, daemon: Daemon, want: number, label: string) {
   // A cold host: no device, so no routes, neighbours or FDB entries.
   await runCommand(["ip", "-n", host.name, "link", "del", DEVICE]);
+  const loadBefore = load1();
   const started = nowMs();
   const startedAt = new Date().toISOString();
-  const weftd = await startWeftd(lab, host, options, `cold-${run}`);
+  const proc = await startDaemon(lab, host, daemon, label);
   const deadline = started + PROGRAM_TIMEOUT_MS;
-  const want = options.leases;
   let seen = { routes: 0, neighs: 0, fdbs: 0 };
   while (nowMs() < deadline) {
-    if (!weftd.running) throw new Error(`weftd exited:\n${weftd.output().slice(-3000)}`);
-    // Routes alone while they are missing (one dump instead of three keeps the poll off weftd's CPU);
+    if (!proc.running) throw new Error(`${daemon.name} exited:\n${proc.output().slice(-3000)}`);
+    // Routes alone while they are missing (one dump instead of three keeps the poll off the daemon's CPU);
     // then all three. Either way the time is only taken once all three are complete.
     const routes = await countRoutes(host);
     seen = routes === want ? await counts(host) : { routes, neighs: -1, fdbs: -1 };
     if (seen.routes === want && seen.neighs === want && seen.fdbs === want) {
       // The end of the first poll that saw everything: an upper bound.
       const elapsed = nowMs() - started;
-      const mem = memory(weftd.pid);
-      const logged = (await programmedAt(weftd, 5_000)) - started;
-      return { weftd, startedAt, elapsedMs: elapsed, loggedMs: logged, ...mem };
+      const mem = memory(proc.pid);
+      // Only weftd logs when its datapath is programmed.
+      const logged = daemon.name === "weftd" ? (await programmedAt(proc, 5_000)) - started : Number.NaN;
+      return { proc, startedAt, elapsedMs: elapsed, loggedMs: logged, load: loadBefore, ...mem };
     }
     await sleep(POLL_MS);
   }
-  throw new Error(`cold start: after ${PROGRAM_TIMEOUT_MS} ms only ${JSON.stringify(seen)} of ${want}`);
+  throw new Error(
+    `${daemon.name} cold start: after ${PROGRAM_TIMEOUT_MS} ms only ${JSON.stringify(seen)} of ${want}\n` +
+      proc.output().slice(-3000),
+  );
 }
 
 /** Put -> route samples, and how much of each the etcd put itself took (commit, until acked). */
@@ -284,17 +352,19 @@ async function leaseLatency(
   return { samples, acks };
 }
 
-async function restart(lab: Lab, host: LabHost, weftd: LabProcess, options: Options, run: number) {
+async function restart(lab: Lab, host: LabHost, weftd: LabProcess, daemon: Daemon, run: number) {
   await weftd.stop("SIGTERM", 10_000);
+  const load = load1();
   const started = nowMs();
   const startedAt = new Date().toISOString();
-  const next = await startWeftd(lab, host, options, `restart-${run}`);
+  const next = await startDaemon(lab, host, daemon, `restart-${run}`);
   const ready = (await programmedAt(next, PROGRAM_TIMEOUT_MS)) - started;
   const mem = memory(next.pid);
   await sleep(200);
-  const changed = /reconciled: /.test(next.output());
+  // The reconciler's summary (-v=1), logged only when it changed something.
+  const changed = /reconciled \((full|quick)\): /.test(next.output());
   const after = await counts(host);
-  return { weftd: next, startedAt, readyMs: ready, changed, after, ...mem };
+  return { weftd: next, startedAt, readyMs: ready, changed, after, load, ...mem };
 }
 
 interface CpuProfile {
@@ -364,13 +434,78 @@ function summarizeProfile(path: string, windowMs: number): string {
   );
 }
 
+type ColdResult = Awaited<ReturnType<typeof coldStart>>;
+const median = (values: number[]) => percentile(values, 50);
+const mbs = (mem: { rssMB: number; hwmMB: number; anonMB: number }) =>
+  `RSS ${mem.rssMB.toFixed(1)} MB (anon ${mem.anonMB.toFixed(1)}), peak ${mem.hwmMB.toFixed(1)} MB`;
+
+/** The first line of `flanneld --version`, for the record. */
+async function flanneldVersion(path: string): Promise<string> {
+  const result = await runCommand([path, "--version"], { timeoutMs: 10_000 });
+  return (result.stdout + result.stderr).trim().split("\n")[0] ?? "?";
+}
+
+/** Medians of a side's cold starts, for the summary and the JSON. */
+function coldSummary(runs: ColdResult[]) {
+  return {
+    coldStartMs: median(runs.map((c) => c.elapsedMs)),
+    coldStartRuns: runs.map((c) => Math.round(c.elapsedMs)),
+    loadAtRuns: runs.map((c) => c.load),
+    rssMB: median(runs.map((c) => c.rssMB)),
+    hwmMB: median(runs.map((c) => c.hwmMB)),
+    anonMB: median(runs.map((c) => c.anonMB)),
+  };
+}
+
+interface OnePeerResult {
+  elapsedMs: number;
+  load: number;
+  programmed: { rssMB: number; hwmMB: number; anonMB: number };
+  settled: { rssMB: number; hwmMB: number; anonMB: number };
+}
+
+function onePeerSummary(runs: OnePeerResult[]) {
+  return {
+    coldStartMs: median(runs.map((r) => r.elapsedMs)),
+    loadAtRuns: runs.map((r) => r.load),
+    rssMB: median(runs.map((r) => r.programmed.rssMB)),
+    anonMB: median(runs.map((r) => r.programmed.anonMB)),
+    settledRssMB: median(runs.map((r) => r.settled.rssMB)),
+    settledAnonMB: median(runs.map((r) => r.settled.anonMB)),
+    settledHwmMB: median(runs.map((r) => r.settled.hwmMB)),
+  };
+}
+
+/** The side-by-side table: weftd, flanneld and weftd/flanneld for each figure. */
+function sideBySide(rows: [string, number, number, number][]): string {
+  const cell = (n: number, digits: number) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
+  const lines = [
+    "| | weftd | flanneld | weftd/flanneld |",
+    "| --- | ---: | ---: | ---: |",
+    ...rows.map(
+      ([label, weft, flannel, digits]) =>
+        `| ${label} | ${cell(weft, digits)} | ${cell(flannel, digits)} | ${cell(weft / flannel, 2)}x |`,
+    ),
+  ];
+  return lines.join("\n");
+}
+
 async function bench(options: Options): Promise<void> {
   /** Profile name -> how long weftd took to be ready: only that window is summarized. */
   const profiled = new Map<string, number>();
   const info = machine();
+  const weft = weftdDaemon(options);
+  const flannel = options.flanneld ? flanneldDaemon(options.flanneld) : undefined;
+  const daemons = flannel ? [weft, flannel] : [weft];
+  const record = {
+    ...info,
+    weftd: weft.command("cold-1").join(" "),
+    flanneld: flannel ? `${options.flanneld} (${await flanneldVersion(options.flanneld!)})` : "none",
+  };
   console.log(
     `weftd, ${options.leases} peer leases: ${info.date}, ${info.cpus} x ${info.model}, Linux ${info.kernel}, node ${info.node}`,
   );
+  console.log(`weftd: ${record.weftd}\nflanneld: ${record.flanneld}`);
   // Two cores: anything else running (a test suite) shows up directly in these numbers.
   if (loadavg()[0]! > 0.5) console.log(`warning: load average ${info.load}; the numbers will be inflated`);
   const lab = await Lab.create({ hosts: 1, tag: "bench" });
@@ -381,34 +516,55 @@ async function bench(options: Options): Promise<void> {
     const [putStart, putEnd] = await writeLeases(lab, "put", 0, options.leases);
     console.log(`wrote ${options.leases} leases in ${(putEnd - putStart).toFixed(0)} ms`);
 
-    const cold = [];
-    let weftd: LabProcess | undefined;
+    // 1. Cold starts, alternating weftd and flanneld so a change in the machine's load hits both alike.
+    const cold = new Map<string, ColdResult[]>(daemons.map((d) => [d.name, []]));
+    let running: LabProcess | undefined;
     for (let run = 1; run <= options.runs; run++) {
-      await weftd?.stop("SIGTERM", 10_000);
-      const result = await coldStart(lab, host, options, run);
-      weftd = result.weftd;
-      cold.push(result);
-      profiled.set(`cold-${run}`, result.loggedMs);
-      if (run === 1 && options.showLog)
-        console.log(`weftd started ${result.startedAt}:\n${result.weftd.output()}`);
+      for (const daemon of daemons) {
+        await running?.stop("SIGTERM", 10_000);
+        const result = await coldStart(lab, host, daemon, options.leases, `cold-${run}`);
+        running = result.proc;
+        cold.get(daemon.name)!.push(result);
+        if (daemon === weft) profiled.set(`cold-${run}`, result.loggedMs);
+        if (run === 1 && options.showLog)
+          console.log(`${daemon.name} started ${result.startedAt}:\n${result.proc.output()}`);
+        const logged = daemon === weft ? ` (weftd logs programmed at ${result.loggedMs.toFixed(0)} ms)` : "";
+        console.log(
+          `${daemon.name} cold start ${run}: all ${options.leases} routes+neigh+fdb after ${result.elapsedMs.toFixed(0)} ms` +
+            `${logged}; ${mbs(result)}; load ${result.load}`,
+        );
+      }
+    }
+
+    // 2. Put -> route, flanneld's first (it is the one running), then weftd's after one more cold start.
+    const latency = new Map<string, { samples: number[]; acks: number[]; load: number }>();
+    let flannelSteady: ReturnType<typeof memory> | undefined;
+    if (flannel) {
+      const load = load1();
+      latency.set(flannel.name, { ...(await leaseLatency(lab, host, options)), load });
+      flannelSteady = memory(running!.pid);
+      await running!.stop("SIGTERM", 10_000);
+      // Not counted: it hands the kernel state back to weftd, for its lease latency and restarts.
+      running = (await coldStart(lab, host, weft, options.leases, "handover")).proc;
+    }
+    const load = load1();
+    latency.set(weft.name, { ...(await leaseLatency(lab, host, options)), load });
+    const steady = memory(running!.pid);
+    for (const [name, { samples, acks, load }] of latency) {
+      const steadyMem = name === weft.name ? steady : flannelSteady!;
       console.log(
-        `cold start ${run}: all ${options.leases} routes+neigh+fdb after ${result.elapsedMs.toFixed(0)} ms ` +
-          `(weftd logs programmed at ${result.loggedMs.toFixed(0)} ms); RSS ${result.rssMB.toFixed(1)} MB (anon ${result.anonMB.toFixed(1)}), peak ${result.hwmMB.toFixed(1)} MB`,
+        `${name} lease put -> route: median ${percentile(samples, 50).toFixed(1)} ms, p95 ${percentile(samples, 95).toFixed(1)} ms, ` +
+          `max ${Math.max(...samples).toFixed(1)} ms (${samples.length} samples; the etcd put itself: ` +
+          `median ${percentile(acks, 50).toFixed(1)} ms); ` +
+          `RSS afterwards ${steadyMem.rssMB.toFixed(1)} MB (anon ${steadyMem.anonMB.toFixed(1)}); load ${load}`,
       );
     }
 
-    const { samples: latency, acks } = await leaseLatency(lab, host, options);
-    const steady = memory(weftd!.pid);
-    console.log(
-      `lease put -> route: median ${percentile(latency, 50).toFixed(1)} ms, p95 ${percentile(latency, 95).toFixed(1)} ms, ` +
-        `max ${Math.max(...latency).toFixed(1)} ms (${latency.length} samples; the etcd put itself: ` +
-        `median ${percentile(acks, 50).toFixed(1)} ms); ` +
-        `RSS afterwards ${steady.rssMB.toFixed(1)} MB (anon ${steady.anonMB.toFixed(1)})`,
-    );
-
+    // 3. weftd restarts with everything programmed.
     const restarts = [];
+    let weftd = running!;
     for (let run = 1; run <= options.runs; run++) {
-      const result = await restart(lab, host, weftd!, options, run);
+      const result = await restart(lab, host, weftd, weft, run);
       weftd = result.weftd;
       restarts.push(result);
       profiled.set(`restart-${run}`, result.readyMs);
@@ -416,35 +572,98 @@ async function bench(options: Options): Promise<void> {
         console.log(`weftd restarted ${result.startedAt}:\n${result.weftd.output()}`);
       console.log(
         `restart ${run}: ready after ${result.readyMs.toFixed(0)} ms, ${result.changed ? "CHANGED the kernel" : "no kernel change"}, ` +
-          `${result.after.routes}/${result.after.neighs}/${result.after.fdbs} entries; RSS ${result.rssMB.toFixed(1)} MB, peak ${result.hwmMB.toFixed(1)} MB`,
+          `${result.after.routes}/${result.after.neighs}/${result.after.fdbs} entries; ${mbs(result)}; load ${result.load}`,
       );
     }
-    await weftd?.stop("SIGTERM", 10_000);
+    await weftd.stop("SIGTERM", 10_000);
 
-    const median = (values: number[]) => percentile(values, 50);
+    // 4. One peer: every lease gone but peer 0's, then cold starts, alternating again.
+    await writeLeases(lab, "clear", 0, 0);
+    await writeLeases(lab, "put", 0, 1);
+    const onePeer = new Map<string, OnePeerResult[]>(daemons.map((d) => [d.name, []]));
+    running = undefined;
+    for (let run = 1; run <= options.runs; run++) {
+      for (const daemon of daemons) {
+        await running?.stop("SIGTERM", 10_000);
+        const result = await coldStart(lab, host, daemon, 1, `one-peer-${run}`);
+        running = result.proc;
+        await sleep(ONE_PEER_SETTLE_MS);
+        const settled = memory(result.proc.pid);
+        onePeer.get(daemon.name)!.push({
+          elapsedMs: result.elapsedMs,
+          load: result.load,
+          programmed: result,
+          settled,
+        });
+        console.log(
+          `${daemon.name} one peer ${run}: programmed after ${result.elapsedMs.toFixed(0)} ms, ${mbs(result)}; ` +
+            `after ${ONE_PEER_SETTLE_MS / 1000} s ${mbs(settled)}; load ${result.load}`,
+        );
+      }
+    }
+    await running?.stop("SIGTERM", 10_000);
+
+    const weftCold = coldSummary(cold.get(weft.name)!);
+    const weftLatency = latency.get(weft.name)!;
+    const weftOne = onePeerSummary(onePeer.get(weft.name)!);
     const summary = {
-      machine: info,
+      machine: record,
       leases: options.leases,
       nodeArgs: options.nodeArgs,
-      coldStartMs: median(cold.map((c) => c.elapsedMs)),
-      coldStartRuns: cold.map((c) => Math.round(c.elapsedMs)),
-      coldStartLoggedMs: median(cold.map((c) => c.loggedMs)),
-      rssMB: median(cold.map((c) => c.rssMB)),
-      hwmMB: median(cold.map((c) => c.hwmMB)),
-      anonMB: median(cold.map((c) => c.anonMB)),
-      leaseLatencyMedianMs: median(latency),
-      leaseLatencyP95Ms: percentile(latency, 95),
-      etcdPutMedianMs: percentile(acks, 50),
+      ...weftCold,
+      coldStartLoggedMs: median(cold.get(weft.name)!.map((c) => c.loggedMs)),
+      leaseLatencyMedianMs: median(weftLatency.samples),
+      leaseLatencyP95Ms: percentile(weftLatency.samples, 95),
+      etcdPutMedianMs: percentile(weftLatency.acks, 50),
       steadyRssMB: steady.rssMB,
       restartReadyMs: median(restarts.map((r) => r.readyMs)),
       restartChanged: restarts.some((r) => r.changed),
       restartRssMB: median(restarts.map((r) => r.rssMB)),
+      onePeer: weftOne,
+      flanneld: flannel
+        ? {
+            ...coldSummary(cold.get(flannel.name)!),
+            leaseLatencyMedianMs: median(latency.get(flannel.name)!.samples),
+            leaseLatencyP95Ms: percentile(latency.get(flannel.name)!.samples, 95),
+            steadyRssMB: flannelSteady!.rssMB,
+            onePeer: onePeerSummary(onePeer.get(flannel.name)!),
+          }
+        : null,
     };
     console.log(
-      `\nsummary: cold start ${summary.coldStartMs.toFixed(0)} ms (median of ${cold.length}; flanneld v0.20.2: 6300 ms), ` +
-        `RSS ${summary.rssMB.toFixed(1)} MB (flanneld: 49 MB), lease latency median ${summary.leaseLatencyMedianMs.toFixed(1)} ms, ` +
-        `restart ${summary.restartReadyMs.toFixed(0)} ms`,
+      `\nsummary: weftd cold start ${summary.coldStartMs.toFixed(0)} ms (median of ${options.runs}), ` +
+        `RSS ${summary.rssMB.toFixed(1)} MB, lease latency median ${summary.leaseLatencyMedianMs.toFixed(1)} ms, ` +
+        `restart ${summary.restartReadyMs.toFixed(0)} ms, one peer RSS ${weftOne.settledRssMB.toFixed(1)} MB`,
     );
+    const f = summary.flanneld;
+    if (f) {
+      const ratios = {
+        coldStart: summary.coldStartMs / f.coldStartMs,
+        rss: summary.rssMB / f.rssMB,
+        onePeerRss: weftOne.settledRssMB / f.onePeer.settledRssMB,
+        onePeerRssDeltaMB: weftOne.settledRssMB - f.onePeer.settledRssMB,
+      };
+      Object.assign(summary, { ratios });
+      console.log(
+        `\nside by side, medians of ${options.runs} cold starts each, alternating (load ${info.load} at the start, ${load1()} now):\n` +
+          sideBySide([
+            [`cold start to ${options.leases} peers, ms`, summary.coldStartMs, f.coldStartMs, 0],
+            [`RSS at ${options.leases} peers, MB`, summary.rssMB, f.rssMB, 1],
+            [`peak RSS at ${options.leases} peers, MB`, summary.hwmMB, f.hwmMB, 1],
+            [`anon RSS at ${options.leases} peers, MB`, summary.anonMB, f.anonMB, 1],
+            ["lease put -> route median, ms", summary.leaseLatencyMedianMs, f.leaseLatencyMedianMs, 1],
+            ["1 peer: RSS when programmed, MB", weftOne.rssMB, f.onePeer.rssMB, 1],
+            [
+              `1 peer: RSS ${ONE_PEER_SETTLE_MS / 1000} s later, MB`,
+              weftOne.settledRssMB,
+              f.onePeer.settledRssMB,
+              1,
+            ],
+            ["1 peer: anon RSS then, MB", weftOne.settledAnonMB, f.onePeer.settledAnonMB, 1],
+          ]) +
+          `\n1 peer: weftd - flanneld = ${ratios.onePeerRssDeltaMB.toFixed(1)} MB`,
+      );
+    }
     if (options.json) writeFileSync(options.json, `${JSON.stringify(summary, null, 2)}\n`);
   } finally {
     await lab.destroy();
