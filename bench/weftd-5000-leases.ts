@@ -14,9 +14,9 @@
 // under a clean environment (`env -i PATH=...`, as a service manager starts them: NODE_EXTRA_CA_CERTS
 // alone adds ~50 ms to a Node start). Both find their own lease by the host's PublicIP and reuse it, so
 // both see exactly the same peers; flannel.1 is deleted before every cold start.
-// weftd's command is env WEFTD_CMD (split on spaces, e.g. a compiled executable's path) or, by default,
-// this Node with weftd's own shebang flags and dist/src/daemon/weftd-main.js (--node-args and --cpu-prof
-// apply to that default only).
+// weftd's command is env WEFTD_CMD (split on spaces, e.g. `node --max-semi-space-size=1 dist/src/daemon/
+// weftd-main.js` for the development build on Node) or, by default, the shipped Bun executable dist/bin/weftd.
+// --node-args and --cpu-prof run the development build on this Node with those flags.
 // The same file, with "writer" as first argument, is the etcd writer the bench runs inside the fabric
 // namespace (etcd is only reachable there).
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -236,12 +236,11 @@ function weftdDaemon(options: Options): Daemon {
   const override = process.env["WEFTD_CMD"]?.split(/\s+/).filter(Boolean);
   const command = (label: string) => {
     if (override?.length) return override;
+    if (options.nodeArgs.length === 0 && !options.cpuProf) return weftdCommand();
     const nodeArgs = [...options.nodeArgs];
     if (options.cpuProf)
       nodeArgs.push("--cpu-prof", `--cpu-prof-dir=${options.cpuProf}`, `--cpu-prof-name=${label}.cpuprofile`);
-    // weftd as it ships (its own Node flags), plus any given for this run.
-    const [node, ...shipped] = weftdCommand();
-    return [node!, ...nodeArgs, ...shipped];
+    return [process.execPath, ...nodeArgs, fileURLToPath(new URL("../src/daemon/weftd-main.js", import.meta.url))];
   };
   // -v=1: weftd logs a summary line for each reconcile that changed the kernel (a restart must not).
   return { name: "weftd", command, extraFlags: ["-v=1"] };

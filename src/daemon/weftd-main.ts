@@ -1,10 +1,10 @@
 #!/usr/bin/env -S node --max-semi-space-size=1 --expose-gc
+import { weftVersion } from "../runtime/version.js";
 /**
  * The weftd command: flags, then the daemon; operator errors print one line, never a stack trace.
  * The Node flag above is part of weftd: a 1 MB young generation keeps RSS ~20 MB lower at no measured
  * cost in speed (BENCHMARKS.md); the lab and the benchmarks start weftd with the flags of this line.
  */
-import { readFileSync } from "node:fs";
 import { boundText } from "../text/untrusted-text.js";
 import { describeError } from "../user-error.js";
 import { Daemon } from "./daemon.js";
@@ -13,10 +13,7 @@ import { createLogger, LOG_MESSAGE_MAX } from "./logger.js";
 import { systemdNotifier } from "./sd-notify.js";
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
-    version: string;
-  };
-  return `weft ${pkg.version} (flanneld-compatible)`;
+  return `weft ${weftVersion()} (flanneld-compatible)`;
 }
 
 function fail(message: string): never {

@@ -1,6 +1,6 @@
 // Loads the native half (native/netlink.c): sockets, send and a readable-poll; plus systemd's notify
 // datagram (native/sd-notify.c, in the same module), which Node cannot send itself.
-import { createRequire } from "node:module";
+import { loadNetlinkNative } from "../runtime/native-modules.js";
 
 export interface NetlinkAddon {
   /**
@@ -37,9 +37,7 @@ export function notifyAddon(): NotifyAddon {
 
 function loadAddon(): NetlinkAddon & NotifyAddon {
   if (loaded === undefined) {
-    // Compiled to dist/src/netlink/addon.js; the module is built to build/Release at the repo root.
-    const require = createRequire(import.meta.url);
-    loaded = require("../../../build/Release/weft_netlink.node") as NetlinkAddon & NotifyAddon;
+    loaded = loadNetlinkNative() as NetlinkAddon & NotifyAddon;
   }
   return loaded;
 }

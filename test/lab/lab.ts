@@ -34,19 +34,11 @@ export type { CommandOptions, CommandResult } from "./lab-command.js";
 export type { ExitStatus, SpawnOptions } from "./lab-process.js";
 export { LabProcess } from "./lab-process.js";
 
-/**
- * How to run weftd as it ships: this Node, with the Node flags of weftd's own "#!/usr/bin/env -S node ..."
- * line, then the script.
- */
+/** How to run weftd as it ships: the Bun executable that `npm run build` makes (scripts/build-executables.sh). */
 export function weftdCommand(): string[] {
-  const weftd = join(repoRoot(), "dist", "src", "daemon", "weftd-main.js");
+  const weftd = join(repoRoot(), "dist", "bin", "weftd");
   if (!existsSync(weftd)) throw new Error(`weftd is not built: ${weftd} is missing (npm run build)`);
-  const shebang = readFileSync(weftd, "utf8").split("\n", 1)[0]!;
-  const flags = shebang
-    .replace(/^#!\/usr\/bin\/env (-S )?node ?/, "")
-    .split(" ")
-    .filter(Boolean);
-  return [process.execPath, ...flags, weftd];
+  return [weftd];
 }
 
 export interface LabOptions {

@@ -13,7 +13,8 @@ import { Lab, type LabHost, type LabProcess } from "./lab.js";
 import { type Cluster, PREFIX, startCluster, VXLAN, waitFor } from "./weft-cluster.js";
 
 const run = promisify(execFile);
-const WEFT = join(import.meta.dirname, "..", "..", "src", "cli", "weft-main.js");
+/** weft as it ships: the Bun executable. */
+const WEFT = join(import.meta.dirname, "..", "..", "bin", "weft");
 const WEFTD_ARGS = ["--ip-masq", "--iptables-resync=1"];
 /** Reservations: no TTL. The second is written as flanneld v0.7.0 wrote leases (no PublicIPv6). */
 const RESERVED = new Map([
@@ -41,7 +42,7 @@ describe("weft leases and weft doctor", { timeout: 240_000 }, () => {
   const h1 = (): LabHost => lab.host(1);
 
   const weft = (host: LabHost, args: string[]) =>
-    lab.exec(host, [process.execPath, WEFT, ...args, `--etcd-endpoints=${lab.etcdEndpoint}`, "--iface=eth0"]);
+    lab.exec(host, [WEFT, ...args, `--etcd-endpoints=${lab.etcdEndpoint}`, "--iface=eth0"]);
   const doctor = async () => {
     const result = await weft(h1(), [
       "doctor",

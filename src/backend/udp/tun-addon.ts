@@ -1,5 +1,5 @@
 // Loads the udp backend's native half (native/tun.c): the TUN device and the forwarding threads.
-import { createRequire } from "node:module";
+import { loadTunNative } from "../../runtime/native-modules.js";
 
 /** An opaque handle to a running forwarder (two threads, the TUN fd and the UDP socket). */
 export type ForwarderHandle = { readonly __forwarder: unique symbol };
@@ -57,9 +57,7 @@ let loaded: TunAddon | undefined;
 
 export function tunAddon(): TunAddon {
   if (loaded === undefined) {
-    // Compiled to dist/src/backend/udp/; the module is built to build/Release at the repo root.
-    const require = createRequire(import.meta.url);
-    loaded = require("../../../../build/Release/weft_tun.node") as TunAddon;
+    loaded = loadTunNative() as TunAddon;
   }
   return loaded;
 }
