@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "resident-code.h"
 #include "sd-notify.h"
 
 #ifndef SOL_NETLINK
@@ -576,6 +577,7 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   weft_define_sd_notify(env, exports);
+  weft_define_page_out_code(env, exports);
   return exports;
 }
 

@@ -6,7 +6,7 @@
 import type { Server } from "node:http";
 import { type RtEvent, type RtEvents, type RtGroup, RtNetlink } from "../netlink/index.js";
 import type { AnyStateKind } from "../reconcile/state-kind.js";
-import { releaseMemory } from "../runtime/release-memory.js";
+import { MemoryRelease } from "../runtime/release-memory.js";
 import type { NetworkSource } from "../subnet/network-source.js";
 import { openNetworkSource, openSubnetManager, type StoreContext } from "../subnet/registry.js";
 import type { SubnetManager } from "../subnet/subnet-manager.js";
@@ -45,6 +45,7 @@ export class Daemon {
   private groups = new Set<RtGroup>();
   private source: NetworkSource | undefined;
   private readonly instances = new Map<string, NetworkInstance>();
+  private readonly memory = new MemoryRelease();
   private readonly restartTimers = new Map<string, NodeJS.Timeout>();
   private readonly refused = new Set<string>();
   /** With --watch-networks: the networks the store has now (a removed one is not restarted). */
@@ -95,7 +96,7 @@ export class Daemon {
     const instance = this.instance(undefined, manager, flags.string("subnet-file"), log, (peers) => {
       this.onProgrammed(peers);
       // The first programming of many peers leaves a large heap of garbage; give it back now.
-      releaseMemory();
+      this.memory.now();
     });
     this.instances.set("", instance);
     await instance.start();
@@ -119,6 +120,7 @@ export class Daemon {
       watchKinds: (kinds) => this.watchKinds(kinds),
       onFatal: (err) => (network === undefined ? this.onFatal(err) : this.restartLater(network, err)),
       onProgrammed,
+      onLeaseEvent: () => this.memory.afterBurst(),
     });
   }
 
@@ -266,6 +268,7 @@ export class Daemon {
     this.events?.close();
     // Before the networks stop, so leaving takes no network's rules away.
     this.traffic?.stop();
+    this.memory.close();
     await Promise.all([...this.instances.values()].map((i) => i.stop()));
     await this.source?.close().catch(() => undefined);
     this.netlink?.close();

@@ -56,6 +56,8 @@ export interface NetworkInstanceOptions {
   readonly onFatal: (err: Error) => void;
   /** Called once, when this network's datapath is first programmed. */
   readonly onProgrammed: (peers: number) => void;
+  /** After each lease event has been turned into desired state (the daemon releases memory after bursts). */
+  readonly onLeaseEvent?: () => void;
 }
 
 export class NetworkInstance {
@@ -169,6 +171,7 @@ export class NetworkInstance {
         this.leaseEvents++;
         this.listed = true;
         this.recompute();
+        this.options.onLeaseEvent?.();
       },
       onOwnLease: (lease) => void this.adoptOwnLease(lease),
       onWarning: (message) => log.warn(message),

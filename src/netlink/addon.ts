@@ -19,12 +19,17 @@ export interface NetlinkAddon {
   enterNetns(path: string): void;
 }
 
+export interface ResidentCodeAddon {
+  /** Gives the process's clean read-only file pages back to the kernel (MADV_PAGEOUT); bytes advised. */
+  pageOutCode(): number;
+}
+
 export interface NotifyAddon {
   /** Sends one datagram to a unix socket path or "@abstract" name without blocking (src/daemon/sd-notify.ts). */
   sdNotify(socket: string, message: string): void;
 }
 
-let loaded: (NetlinkAddon & NotifyAddon) | undefined;
+let loaded: (NetlinkAddon & NotifyAddon & ResidentCodeAddon) | undefined;
 
 /** The addon, loaded on first use so that pure codec users never need the compiled module. */
 export function addon(): NetlinkAddon {
@@ -35,9 +40,13 @@ export function notifyAddon(): NotifyAddon {
   return loadAddon();
 }
 
-function loadAddon(): NetlinkAddon & NotifyAddon {
+export function residentCodeAddon(): ResidentCodeAddon {
+  return loadAddon();
+}
+
+function loadAddon(): NetlinkAddon & NotifyAddon & ResidentCodeAddon {
   if (loaded === undefined) {
-    loaded = loadNetlinkNative() as NetlinkAddon & NotifyAddon;
+    loaded = loadNetlinkNative() as NetlinkAddon & NotifyAddon & ResidentCodeAddon;
   }
   return loaded;
 }

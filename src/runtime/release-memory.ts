@@ -1,13 +1,46 @@
 /**
- * A full garbage collection, so the runtime returns the pages a burst of work left behind (RSS is what
- * operators see). weftd ships on Bun, whose Bun.gc(true) collects synchronously; on Node (development)
- * the collector is there only when weftd was started with --expose-gc (its "#!" line has it).
+ * Giving memory back after a burst of work (RSS is what operators see): a full garbage collection, then
+ * the runtime's clean code pages handed back to the kernel (native/resident-code.c). weftd ships on Bun,
+ * whose Bun.gc(true) collects synchronously; on Node (development) the collector is there only when
+ * weftd was started with --expose-gc (its "#!" line has it).
  */
+import { residentCodeAddon } from "../netlink/addon.js";
+
 export function releaseMemory(): void {
   const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
-  if (bun !== undefined) {
-    bun.gc(true);
-    return;
+  if (bun !== undefined) bun.gc(true);
+  else (globalThis as { gc?: () => void }).gc?.();
+  residentCodeAddon().pageOutCode();
+}
+
+/** A burst of lease events is over this long after its last event; then memory is released once. */
+const QUIET_MS = 2_000;
+
+/** Releases memory once a burst of changes has been quiet for QUIET_MS: never in the middle of one. */
+export class MemoryRelease {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly release: () => void = releaseMemory) {}
+
+  /** Something changed; release after the burst (restarts the quiet period). */
+  afterBurst(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.release();
+    }, QUIET_MS);
+    this.timer.unref();
   }
-  (globalThis as { gc?: () => void }).gc?.();
+
+  /** Releases now (a cold start is over). */
+  now(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.release();
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
 }
