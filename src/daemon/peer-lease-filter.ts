@@ -11,6 +11,7 @@ import {
   type HostNetwork,
   type LeaseScope,
   partitionByScope,
+  ScopeChecks,
   type ScopeRule,
 } from "../subnet/lease-scope.js";
 import { describeError } from "../user-error.js";
@@ -33,6 +34,8 @@ export interface PeerLeaseFilterOptions {
 
 export class PeerLeaseFilter {
   private hostNetworks: HostNetwork[] = [];
+  /** The standings of leases under the current scope; made anew when our lease or the host's networks change. */
+  private checks: ScopeChecks | undefined;
   /** What was logged about each lease key. */
   private readonly reported = new Map<string, Set<string>>();
   private refused = new Map<ScopeRule, number>();
@@ -52,8 +55,15 @@ export class PeerLeaseFilter {
     }
     const text = (nets: HostNetwork[]) => nets.map((h) => `${formatCIDR(h.network)} ${h.dev}`).join();
     const changed = text(found) !== text(this.hostNetworks);
-    this.hostNetworks = found;
+    if (changed) this.hostNetworks = found;
     return changed;
+  }
+
+  private scopeChecks(own: Lease): ScopeChecks {
+    const current = this.checks;
+    if (current?.scope.own === own && current.scope.hostNetworks === this.hostNetworks) return current;
+    this.checks = new ScopeChecks(this.scope(own));
+    return this.checks;
   }
 
   private scope(own: Lease): LeaseScope {
@@ -70,7 +80,7 @@ export class PeerLeaseFilter {
   /** The other hosts' leases that may be routed; reports the refused ones. */
   peers(leases: ReadonlyMap<string, Lease>, own: Lease): Lease[] {
     for (const key of this.reported.keys()) if (!leases.has(key)) this.reported.delete(key);
-    const { peers, refused } = partitionByScope(leases.values(), this.scope(own));
+    const { peers, refused } = partitionByScope(leases.values(), this.scopeChecks(own));
     this.refused = new Map();
     for (const { lease, refusal } of refused) {
       this.refused.set(refusal.rule, (this.refused.get(refusal.rule) ?? 0) + 1);

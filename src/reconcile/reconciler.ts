@@ -70,6 +70,16 @@ export interface ReconcilerOptions {
   readonly onClean?: () => void;
 }
 
+function keyOf(slot: KindSlot, entry: unknown): string {
+  if (typeof entry !== "object" || entry === null) return slot.kind.key(entry);
+  let key = slot.keys.get(entry);
+  if (key === undefined) {
+    key = slot.kind.key(entry);
+    slot.keys.set(entry, key);
+  }
+  return key;
+}
+
 const DEFAULT_RETRY: BackoffOptions = { minMs: 1000, maxMs: 30_000 };
 
 interface KindSlot {
@@ -77,6 +87,11 @@ interface KindSlot {
   want: Map<string, unknown>;
   /** What the last clean run left, indexed; undefined means "read before trusting anything". */
   applied: Map<string, unknown> | undefined;
+  /**
+   * Each desired entry's key, remembered per entry object: backends keep an unchanged peer's entries,
+   * so a lease event keys only the entries it changed, not all 15,000.
+   */
+  keys: WeakMap<object, string>;
 }
 
 interface Failure {
@@ -135,7 +150,12 @@ export class Reconciler {
     const twice = names.find((name, i) => names.indexOf(name) !== i);
     // Desired entries are found by kind name, so two kinds with one name would take each other's.
     if (twice) throw new Error(`two kinds of state are named "${twice}"`);
-    this.slots = options.kinds.map((kind) => ({ kind, want: new Map(), applied: undefined }));
+    this.slots = options.kinds.map((kind) => ({
+      kind,
+      want: new Map(),
+      applied: undefined,
+      keys: new WeakMap(),
+    }));
     this.layers = [...new Set(options.kinds.map((k) => k.layer))].sort((a, b) => a - b);
     this.backoff = new Backoff(options.retry ?? DEFAULT_RETRY);
   }
@@ -153,7 +173,7 @@ export class Reconciler {
       this.options.log(`desired ${name} entries ignored: the backend does not declare that kind`);
     }
     for (const slot of this.slots) {
-      slot.want = indexEntries(state[slot.kind.name] ?? [], (e) => slot.kind.key(e));
+      slot.want = indexEntries(state[slot.kind.name] ?? [], (e) => keyOf(slot, e));
     }
     this.hasDesired = true;
     return this.schedule(false);

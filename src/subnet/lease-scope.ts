@@ -62,13 +62,17 @@ function checkSubnet(
   own: IPNetwork | undefined,
   hostNetworks: readonly HostNetwork[],
 ): Refusal | undefined {
-  const cidr = formatCIDR(subnet);
-  const network = formatCIDR(family.network);
+  // The texts are only made for a refusal: this runs for every lease.
+  const cidr = () => formatCIDR(subnet);
+  const network = () => formatCIDR(family.network);
   if (!networkContainsNetwork(family.network, subnet)) {
-    return { rule: "outside-network", reason: `its subnet ${cidr} is not inside the Network ${network}` };
+    return { rule: "outside-network", reason: `its subnet ${cidr()} is not inside the Network ${network()}` };
   }
   if (own && networksOverlap(subnet, own)) {
-    return { rule: "overlaps-own", reason: `its subnet ${cidr} overlaps our own subnet ${formatCIDR(own)}` };
+    return {
+      rule: "overlaps-own",
+      reason: `its subnet ${cidr()} overlaps our own subnet ${formatCIDR(own)}`,
+    };
   }
   // A host route wider than the whole Network (a default device route, an underlay /8 the Network lies
   // in) is what peer routes are meant to be more specific than.
@@ -78,19 +82,52 @@ function checkSubnet(
   if (host) {
     return {
       rule: "overlaps-host",
-      reason: `its subnet ${cidr} overlaps ${formatCIDR(host.network)}, a network this host reaches directly on ${host.dev}`,
+      reason: `its subnet ${cidr()} overlaps ${formatCIDR(host.network)}, a network this host reaches directly on ${host.dev}`,
     };
   }
   if (family.subnetLen !== undefined && subnet.prefixLen !== family.subnetLen) {
     return {
       rule: "subnet-length",
-      reason: `its subnet ${cidr} is not a /${family.subnetLen}, the SubnetLen of the Network ${network}`,
+      reason: `its subnet ${cidr()} is not a /${family.subnetLen}, the SubnetLen of the Network ${network()}`,
     };
   }
   if (subnet.prefixLen === family.network.prefixLen) {
-    return { rule: "subnet-length", reason: `its subnet ${cidr} is the whole Network` };
+    return { rule: "subnet-length", reason: `its subnet ${cidr()} is the whole Network` };
   }
   return undefined;
+}
+
+/** One lease's standing under one scope: its refusal, if any, and the subnets it claims (CIDR texts). */
+interface LeaseStanding {
+  readonly refusal: Refusal | undefined;
+  readonly claims: readonly string[];
+}
+
+function standing(lease: Lease, scope: LeaseScope): LeaseStanding {
+  const claims: string[] = [];
+  if (lease.subnet && scope.ipv4) claims.push(formatCIDR(lease.subnet));
+  if (lease.ipv6Subnet && scope.ipv6) claims.push(formatCIDR(lease.ipv6Subnet));
+  return { refusal: checkLeaseScope(lease, scope), claims };
+}
+
+/**
+ * The standings of leases under one scope, remembered per lease object: the lease table keeps an
+ * unchanged lease's object, so a lease event checks only the lease it changed, not all 5,000. A new
+ * scope (our lease, the host's networks) needs a new ScopeChecks.
+ */
+export class ScopeChecks {
+  private readonly standings = new WeakMap<Lease, LeaseStanding>();
+
+  constructor(readonly scope: LeaseScope) {}
+
+  of(lease: Lease): LeaseStanding {
+    let found = this.standings.get(lease);
+    if (found === undefined) {
+      found = standing(lease, this.scope);
+      this.standings.set(lease, found);
+    }
+    return found;
+  }
 }
 
 export interface ScopedLeases {
@@ -104,25 +141,23 @@ export interface ScopedLeases {
  * leases that claim the same subnet (say 10.244.4.0-24 and 10.244.4.0-24&fd44:0:0:9::-64) are both
  * refused: routing either would take the other's traffic, and which one is right cannot be told.
  */
-export function partitionByScope(leases: Iterable<Lease>, scope: LeaseScope): ScopedLeases {
+export function partitionByScope(leases: Iterable<Lease>, scope: LeaseScope | ScopeChecks): ScopedLeases {
+  const checks = scope instanceof ScopeChecks ? scope : new ScopeChecks(scope);
+  const own = checks.scope.own.key;
   const candidates: Lease[] = [];
   const refused: { lease: Lease; refusal: Refusal }[] = [];
-  for (const lease of leases) {
-    if (lease.key === scope.own.key) continue;
-    const refusal = checkLeaseScope(lease, scope);
-    if (refusal) refused.push({ lease, refusal });
-    else candidates.push(lease);
-  }
   // Exact claims: with SubnetLen every peer subnet has one length, and in kube mode the controller
   // manager hands out disjoint pod CIDRs, so a shared subnet is an equal one.
   const claims = new Map<string, Lease[]>();
-  for (const lease of candidates) {
-    for (const [subnet, family] of [
-      [lease.subnet, scope.ipv4],
-      [lease.ipv6Subnet, scope.ipv6],
-    ] as const) {
-      if (!subnet || !family) continue;
-      const cidr = formatCIDR(subnet);
+  for (const lease of leases) {
+    if (lease.key === own) continue;
+    const { refusal, claims: cidrs } = checks.of(lease);
+    if (refusal) {
+      refused.push({ lease, refusal });
+      continue;
+    }
+    candidates.push(lease);
+    for (const cidr of cidrs) {
       const claimants = claims.get(cidr);
       if (claimants) claimants.push(lease);
       else claims.set(cidr, [lease]);
@@ -140,6 +175,7 @@ export function partitionByScope(leases: Iterable<Lease>, scope: LeaseScope): Sc
       });
     }
   }
+  if (contested.size === 0) return { peers: candidates, refused };
   const peers: Lease[] = [];
   for (const lease of candidates) {
     const refusal = contested.get(lease);
