@@ -32,7 +32,8 @@ const POLL_MS = 50;
 const PROGRAM_TIMEOUT_MS = 60_000;
 const LEASE_LATENCY_TIMEOUT_MS = 5_000;
 /** With one peer: how long after it is programmed the second memory reading is taken. */
-const ONE_PEER_SETTLE_MS = 5_000;
+/** Memory is read when the datapath is complete and again this long after (both daemons alike). */
+const SETTLE_MS = 5_000;
 /** The daemons' whole environment: a service manager's, without this shell's variables. */
 const CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const SELF = fileURLToPath(import.meta.url);
@@ -240,7 +241,11 @@ function weftdDaemon(options: Options): Daemon {
     const nodeArgs = [...options.nodeArgs];
     if (options.cpuProf)
       nodeArgs.push("--cpu-prof", `--cpu-prof-dir=${options.cpuProf}`, `--cpu-prof-name=${label}.cpuprofile`);
-    return [process.execPath, ...nodeArgs, fileURLToPath(new URL("../src/daemon/weftd-main.js", import.meta.url))];
+    return [
+      process.execPath,
+      ...nodeArgs,
+      fileURLToPath(new URL("../src/daemon/weftd-main.js", import.meta.url)),
+    ];
   };
   // -v=1: weftd logs a summary line for each reconcile that changed the kernel (a restart must not).
   return { name: "weftd", command, extraFlags: ["-v=1"] };
@@ -433,7 +438,8 @@ function summarizeProfile(path: string, windowMs: number): string {
   );
 }
 
-type ColdResult = Awaited<ReturnType<typeof coldStart>>;
+/** A cold start, with its memory once more after SETTLE_MS. */
+type ColdResult = Awaited<ReturnType<typeof coldStart>> & { settled: ReturnType<typeof memory> };
 const median = (values: number[]) => percentile(values, 50);
 const mbs = (mem: { rssMB: number; hwmMB: number; anonMB: number }) =>
   `RSS ${mem.rssMB.toFixed(1)} MB (anon ${mem.anonMB.toFixed(1)}), peak ${mem.hwmMB.toFixed(1)} MB`;
@@ -453,6 +459,8 @@ function coldSummary(runs: ColdResult[]) {
     rssMB: median(runs.map((c) => c.rssMB)),
     hwmMB: median(runs.map((c) => c.hwmMB)),
     anonMB: median(runs.map((c) => c.anonMB)),
+    settledRssMB: median(runs.map((c) => c.settled.rssMB)),
+    settledAnonMB: median(runs.map((c) => c.settled.anonMB)),
   };
 }
 
@@ -521,8 +529,10 @@ async function bench(options: Options): Promise<void> {
     for (let run = 1; run <= options.runs; run++) {
       for (const daemon of daemons) {
         await running?.stop("SIGTERM", 10_000);
-        const result = await coldStart(lab, host, daemon, options.leases, `cold-${run}`);
-        running = result.proc;
+        const programmed = await coldStart(lab, host, daemon, options.leases, `cold-${run}`);
+        running = programmed.proc;
+        await sleep(SETTLE_MS);
+        const result = { ...programmed, settled: memory(programmed.proc.pid) };
         cold.get(daemon.name)!.push(result);
         if (daemon === weft) profiled.set(`cold-${run}`, result.loggedMs);
         if (run === 1 && options.showLog)
@@ -530,7 +540,7 @@ async function bench(options: Options): Promise<void> {
         const logged = daemon === weft ? ` (weftd logs programmed at ${result.loggedMs.toFixed(0)} ms)` : "";
         console.log(
           `${daemon.name} cold start ${run}: all ${options.leases} routes+neigh+fdb after ${result.elapsedMs.toFixed(0)} ms` +
-            `${logged}; ${mbs(result)}; load ${result.load}`,
+            `${logged}; ${mbs(result)}; after ${SETTLE_MS / 1000} s ${mbs(result.settled)}; load ${result.load}`,
         );
       }
     }
@@ -541,6 +551,7 @@ async function bench(options: Options): Promise<void> {
     if (flannel) {
       const load = load1();
       latency.set(flannel.name, { ...(await leaseLatency(lab, host, options)), load });
+      await sleep(SETTLE_MS);
       flannelSteady = memory(running!.pid);
       await running!.stop("SIGTERM", 10_000);
       // Not counted: it hands the kernel state back to weftd, for its lease latency and restarts.
@@ -548,6 +559,7 @@ async function bench(options: Options): Promise<void> {
     }
     const load = load1();
     latency.set(weft.name, { ...(await leaseLatency(lab, host, options)), load });
+    await sleep(SETTLE_MS);
     const steady = memory(running!.pid);
     for (const [name, { samples, acks, load }] of latency) {
       const steadyMem = name === weft.name ? steady : flannelSteady!;
@@ -555,7 +567,7 @@ async function bench(options: Options): Promise<void> {
         `${name} lease put -> route: median ${percentile(samples, 50).toFixed(1)} ms, p95 ${percentile(samples, 95).toFixed(1)} ms, ` +
           `max ${Math.max(...samples).toFixed(1)} ms (${samples.length} samples; the etcd put itself: ` +
           `median ${percentile(acks, 50).toFixed(1)} ms); ` +
-          `RSS afterwards ${steadyMem.rssMB.toFixed(1)} MB (anon ${steadyMem.anonMB.toFixed(1)}); load ${load}`,
+          `RSS ${SETTLE_MS / 1000} s after the last ${steadyMem.rssMB.toFixed(1)} MB (anon ${steadyMem.anonMB.toFixed(1)}); load ${load}`,
       );
     }
 
@@ -586,7 +598,7 @@ async function bench(options: Options): Promise<void> {
         await running?.stop("SIGTERM", 10_000);
         const result = await coldStart(lab, host, daemon, 1, `one-peer-${run}`);
         running = result.proc;
-        await sleep(ONE_PEER_SETTLE_MS);
+        await sleep(SETTLE_MS);
         const settled = memory(result.proc.pid);
         onePeer.get(daemon.name)!.push({
           elapsedMs: result.elapsedMs,
@@ -596,7 +608,7 @@ async function bench(options: Options): Promise<void> {
         });
         console.log(
           `${daemon.name} one peer ${run}: programmed after ${result.elapsedMs.toFixed(0)} ms, ${mbs(result)}; ` +
-            `after ${ONE_PEER_SETTLE_MS / 1000} s ${mbs(settled)}; load ${result.load}`,
+            `after ${SETTLE_MS / 1000} s ${mbs(settled)}; load ${result.load}`,
         );
       }
     }
@@ -648,16 +660,19 @@ async function bench(options: Options): Promise<void> {
           sideBySide([
             [`cold start to ${options.leases} peers, ms`, summary.coldStartMs, f.coldStartMs, 0],
             [`RSS at ${options.leases} peers, MB`, summary.rssMB, f.rssMB, 1],
+            [
+              `RSS at ${options.leases} peers ${SETTLE_MS / 1000} s later, MB`,
+              summary.settledRssMB,
+              f.settledRssMB,
+              1,
+            ],
+            [`anon RSS then, MB`, summary.settledAnonMB, f.settledAnonMB, 1],
+            [`RSS ${SETTLE_MS / 1000} s after the lease events, MB`, summary.steadyRssMB, f.steadyRssMB, 1],
             [`peak RSS at ${options.leases} peers, MB`, summary.hwmMB, f.hwmMB, 1],
             [`anon RSS at ${options.leases} peers, MB`, summary.anonMB, f.anonMB, 1],
             ["lease put -> route median, ms", summary.leaseLatencyMedianMs, f.leaseLatencyMedianMs, 1],
             ["1 peer: RSS when programmed, MB", weftOne.rssMB, f.onePeer.rssMB, 1],
-            [
-              `1 peer: RSS ${ONE_PEER_SETTLE_MS / 1000} s later, MB`,
-              weftOne.settledRssMB,
-              f.onePeer.settledRssMB,
-              1,
-            ],
+            [`1 peer: RSS ${SETTLE_MS / 1000} s later, MB`, weftOne.settledRssMB, f.onePeer.settledRssMB, 1],
             ["1 peer: anon RSS then, MB", weftOne.settledAnonMB, f.onePeer.settledAnonMB, 1],
           ]) +
           `\n1 peer: weftd - flanneld = ${ratios.onePeerRssDeltaMB.toFixed(1)} MB`,
