@@ -7,7 +7,7 @@
 // This mirrors the setup the reference observations were captured on. Nothing is ever added to the root
 // namespace; everything created is removed by name or pid in destroy(), at process exit, on SIGINT/SIGTERM,
 // and, for labs whose owner process died, by the stale sweep in Lab.create().
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
