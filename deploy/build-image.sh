@@ -3,7 +3,8 @@
 #   - the base is Debian 12 made by mmdebstrap from Debian's packages (apt's configured sources), imported
 #     with `podman import` as localhost/weft-base:<hash of its package list>;
 #   - Node is the official binary from npm's node-linux-<arch> package, pinned by version and integrity;
-#   - weft is what `npm run build` left in dist/ and build/ (run it first).
+#   - weft is what `npm run build` left in dist/ and build/ (run it first); the CNI plugin is the one
+#     executable dist/cni/flannel, installed on the host by install-cni-plugin.sh.
 # Each image's tag carries a hash of its inputs, and a present tag is not built again, so a second run with
 # the same inputs takes seconds. The image is also tagged localhost/weft:<version>, as deploy/kube-weft.yml
 # names it. Prints the image reference (localhost/weft:<version>-<hash>) as its last line.
@@ -45,7 +46,7 @@ esac
 for tool in podman mmdebstrap npm sha256sum; do
   command -v "$tool" >/dev/null || fail "needs $tool (scripts/setup.sh installs it)"
 done
-for built in dist/src/daemon/weftd-main.js dist/cni/flannel.cjs dist/src/kube/yaml-library.js build/Release/weft_netlink.node build/Release/weft_tun.node; do
+for built in dist/src/daemon/weftd-main.js dist/cni/flannel dist/src/kube/yaml-library.js build/Release/weft_netlink.node build/Release/weft_tun.node; do
   [ -f "$built" ] || fail "$built is missing: run npm run build first"
 done
 
@@ -96,10 +97,12 @@ got="sha512-$(openssl dgst -sha512 -binary "$tarball" | base64 -w0)"
 tar -xzf "$tarball" -C "$ctx" package/bin/node
 mv "$ctx/package/bin/node" "$ctx/node"
 rm -rf "$ctx/package" "$tarball"
-mkdir -p "$ctx/weft/build/Release" "$ctx/weft/dist"
+mkdir -p "$ctx/weft/build/Release" "$ctx/weft/dist/cni"
 cp package.json "$ctx/weft/"
 cp build/Release/weft_netlink.node build/Release/weft_tun.node "$ctx/weft/build/Release/"
-cp -r dist/src dist/cni "$ctx/weft/dist/"
+cp -r dist/src "$ctx/weft/dist/"
+# The plugin is the executable alone (the Node bundle beside it is a development build).
+cp dist/cni/flannel "$ctx/weft/dist/cni/"
 cp deploy/install-cni-plugin.sh "$ctx/weft/"
 cp deploy/Containerfile "$ctx/Containerfile"
 

@@ -2,8 +2,9 @@
 /**
  * The `flannel` CNI plugin's entry. Everything fails as a CNI error JSON on stdout and exit status 1, never
  * as a stack trace; the plugin is loaded inside the guard so even a broken install answers in CNI terms.
- * No top-level await: the same source is also bundled into one CommonJS file (dist/cni/flannel.cjs), which
- * starts faster than any ES module graph.
+ * What ships is one executable, dist/cni/flannel (`bun build --compile --bytecode`: Bun with this code
+ * compiled in; no Node on the host). The same source also runs on Node for development: tsc's output, or
+ * the bundle dist/cni/flannel.cjs. No top-level await: both builds are CommonJS (Bun's bytecode needs it).
  */
 import { writeSync } from "node:fs";
 

@@ -1,9 +1,11 @@
 /**
  * dataDir/<containerID>: the delegate config saved by ADD so DEL can replay it after the subnet.env or the
- * network config changed. The file is complete or absent: written to a temp name, fsynced, then renamed.
+ * network config changed. Written and fsynced as upstream writes it; a file that already exists (a repeated
+ * ADD) is replaced through a temp name and a rename, so the config DEL needs is never half-overwritten.
  */
 import {
   closeSync,
+  constants,
   fsyncSync,
   openSync,
   readdirSync,
@@ -28,6 +30,33 @@ function writeAll(fd: number, data: Buffer): void {
 export function saveScratch(dataDir: string, containerID: string, bytes: string): void {
   makeDirectories(dataDir, 0o700);
   const path = scratchPath(dataDir, containerID);
+  const data = Buffer.from(bytes, "utf8");
+  // A new container's file is created in place and synced, like upstream's: one fsync makes the bytes and
+  // the new name durable together. Cut short (a kill mid-write), it is a prefix of one JSON object, which
+  // DEL reads as nothing to replay, as it would upstream's.
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  } catch (err) {
+    if (errnoCode(err) !== "EEXIST") throw err;
+    replaceScratch(dataDir, path, data);
+    return;
+  }
+  try {
+    try {
+      writeAll(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    removeQuietly(path);
+    throw err;
+  }
+}
+
+/** Replaces an existing file: the old bytes or the new ones are there, whatever happens meanwhile. */
+function replaceScratch(dataDir: string, path: string, data: Buffer): void {
   // Container IDs start with an alphanumeric, so a dot-name can never collide with a real entry. The
   // name does not contain the ID: an ID of up to 255 bytes (a file name's limit) must work, as upstream's.
   // The pid keeps concurrent plugins apart.
@@ -35,7 +64,7 @@ export function saveScratch(dataDir: string, containerID: string, bytes: string)
   const fd = openSync(temp, "w", 0o600);
   try {
     try {
-      writeAll(fd, Buffer.from(bytes, "utf8"));
+      writeAll(fd, data);
       fsyncSync(fd);
     } finally {
       closeSync(fd);

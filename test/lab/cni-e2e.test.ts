@@ -8,28 +8,13 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
+import { pluginArgv, pluginPath } from "../helpers/cni-plugin.js";
 import { Lab, type LabHost, type LabProcess } from "./lab.js";
 import { type Cluster, HOST_GW, startCluster, VXLAN } from "./weft-cluster.js";
 
 const cniBin = "/usr/lib/cni";
-/** dist/test/lab -> the repository root. */
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-
-/**
- * The plugin as the package ships it (its bin), so the test follows wherever the build puts it;
- * WEFT_CNI_PLUGIN=<path> tests another build of it.
- */
-function pluginPath(): string {
-  const override = process.env["WEFT_CNI_PLUGIN"];
-  if (override) return resolve(override);
-  const pkg = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as {
-    bin?: Record<string, string>;
-  };
-  return join(repoRoot, pkg.bin?.["flannel"] ?? "dist/src/cni/flannel-main.js");
-}
 
 function missingPrerequisite(): string | false {
   if (process.getuid?.() !== 0) return "needs root (network namespaces)";
@@ -125,7 +110,7 @@ for (const [backend, config] of [
 
     /** Runs the plugin in the pod's host namespace, as kubelet's runtime would on that node. */
     function runPlugin(command: "ADD" | "DEL" | "CHECK", pod: Pod) {
-      return lab.exec(pod.host, [process.execPath, plugin], {
+      return lab.exec(pod.host, pluginArgv(plugin), {
         env: {
           CNI_COMMAND: command,
           CNI_CONTAINERID: pod.ns,
@@ -179,7 +164,7 @@ for (const [backend, config] of [
     }
 
     before(async () => {
-      plugin = pluginPath();
+      plugin = pluginPath;
       if (!existsSync(plugin)) throw new Error(`the flannel plugin is not built: ${plugin} (npm run build)`);
       lab = await Lab.create({ hosts: 3, tag: `cni${backend.replace("-", "")}` });
       network = `cbr0-${lab.name}`;

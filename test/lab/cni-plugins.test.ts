@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { pluginPath } from "../unit/cni-harness.js";
+import { pluginArgv, pluginPath } from "../helpers/cni-plugin.js";
 
 const cniBin = "/usr/lib/cni";
 const skip =
@@ -114,8 +114,7 @@ describe("flannel CNI plugin with bridge and host-local", { skip }, () => {
         `CNI_NETNS=/run/netns/${podNs}`,
         "CNI_IFNAME=eth0",
         `CNI_PATH=${cniBin}`,
-        process.execPath,
-        pluginPath,
+        ...pluginArgv(pluginPath),
       ],
       stdin,
     );

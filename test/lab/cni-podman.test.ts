@@ -23,7 +23,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { pluginPath } from "../unit/cni-harness.js";
+import { isScriptPlugin, pluginPath } from "../helpers/cni-plugin.js";
 
 const cniBin = "/usr/lib/cni";
 const busybox = "/bin/busybox";
@@ -105,7 +105,10 @@ describe("podman runs a container on a flannel network", { skip, timeout: 240_00
 
     const cniDir = join(dir, "cni-bin");
     mkdirSync(cniDir);
-    writeFileSync(join(cniDir, "flannel"), `#!/bin/sh\nexec ${process.execPath} ${pluginPath}\n`);
+    // Installed as on a node: the executable itself is /opt/cni/bin/flannel (a script build gets a launcher).
+    if (isScriptPlugin(pluginPath))
+      writeFileSync(join(cniDir, "flannel"), `#!/bin/sh\nexec ${process.execPath} ${pluginPath}\n`);
+    else copyFileSync(pluginPath, join(cniDir, "flannel"));
     chmodSync(join(cniDir, "flannel"), 0o755);
 
     const netDir = join(dir, "net.d");

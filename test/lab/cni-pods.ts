@@ -5,24 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, rmSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { existsSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { pluginArgv, pluginPath } from "../helpers/cni-plugin.js";
 import type { CommandResult, Lab, LabHost, LabProcess } from "./lab.js";
 
 export const CNI_BIN = "/usr/lib/cni";
-/** dist/test/lab -> the repository root. */
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-
-/** The plugin as the package ships it (its bin); WEFT_CNI_PLUGIN=<path> tests another build. */
-export function cniPluginPath(): string {
-  const override = process.env["WEFT_CNI_PLUGIN"];
-  if (override) return resolve(override);
-  const pkg = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as {
-    bin?: Record<string, string>;
-  };
-  return join(repoRoot, pkg.bin?.["flannel"] ?? "dist/src/cni/flannel-main.js");
-}
 
 /** Why the real pods cannot be made here, or false. */
 export function missingCniPrerequisite(): string | false {
@@ -57,7 +45,7 @@ export interface CniPod {
 
 export class CniPods {
   readonly pods: CniPod[] = [];
-  private readonly plugin = cniPluginPath();
+  private readonly plugin = pluginPath;
   private readonly network: string;
 
   constructor(private readonly lab: Lab) {
@@ -79,7 +67,7 @@ export class CniPods {
   }
 
   private runPlugin(command: "ADD" | "DEL", host: LabHost, ns: string): Promise<CommandResult> {
-    return this.lab.exec(host, [process.execPath, this.plugin], {
+    return this.lab.exec(host, pluginArgv(this.plugin), {
       env: {
         CNI_COMMAND: command,
         CNI_CONTAINERID: ns,

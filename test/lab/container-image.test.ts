@@ -6,7 +6,7 @@
  * traffic to a host running weftd natively.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -130,6 +130,9 @@ describe("the container image", { skip, timeout: 900_000 }, () => {
     const hostNetD = join(dir, "etc-cni-net.d");
     const cfg = join(dir, "kube-flannel-cfg");
     for (const d of [hostBin, hostNetD, cfg]) mkdirSync(d);
+    // What an earlier image installed (Node and a launcher's target), which the new plugin replaces.
+    mkdirSync(join(hostBin, "weft"));
+    writeFileSync(join(hostBin, "weft", "node"), "");
     writeFileSync(join(cfg, "cni-conf.json"), m.cniConf);
     writeFileSync(join(cfg, "net-conf.json"), m.netConf);
     const volumes: Record<string, string> = { "cni-plugin": hostBin, cni: hostNetD, "flannel-cfg": cfg };
@@ -153,7 +156,12 @@ describe("the container image", { skip, timeout: 900_000 }, () => {
       ]);
     }
     assert.equal(readFileSync(join(hostNetD, "10-flannel.conflist"), "utf8"), m.cniConf);
-    // The installed plugin runs on the host with the Node it brought along.
+    // The installed plugin is the shipped executable alone (the old weft/ is gone), and runs as it is.
+    assert.deepEqual(readdirSync(hostBin), ["flannel"]);
+    assert.ok(
+      readFileSync(join(hostBin, "flannel")).equals(readFileSync(join(repoRoot, "dist/cni/flannel"))),
+      "/opt/cni/bin/flannel is dist/cni/flannel",
+    );
     const version = await runCommand([join(hostBin, "flannel")], {
       env: { CNI_COMMAND: "VERSION" },
       input: "{}",
@@ -161,7 +169,6 @@ describe("the container image", { skip, timeout: 900_000 }, () => {
     assert.equal(version.code, 0, version.stderr);
     const answer = JSON.parse(version.stdout) as { supportedVersions: string[] };
     assert.ok(answer.supportedVersions.includes("1.0.0"), version.stdout);
-    assert.ok(existsSync(join(hostBin, "weft", "node")));
   });
 
   it("runs weftd as the DaemonSet does on a lab host, programs it, and carries pod traffic to a native weftd", async () => {

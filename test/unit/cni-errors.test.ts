@@ -1,6 +1,7 @@
 /** Every way the flannel plugin can fail: a CNI error JSON on stdout, exit status 1, never a stack trace. */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { ipv4SubnetEnv, type PluginRun, parseError, runFlannel, Sandbox } from "./cni-harness.js";
@@ -294,6 +295,65 @@ describe("flannel CNI plugin errors", () => {
       'failed to delegate add: netplugin failed: "kaboom"',
     );
     assert.deepEqual(box.savedFiles(), []);
+  });
+
+  it("a delegate that exits non-zero and prints nothing", () => {
+    box.addRecorder("bridge", { stdout: "", exitCode: 3 });
+    assertCniError(
+      runFlannel(box.env("ADD"), box.config()),
+      999,
+      "failed to delegate add: netplugin failed with no error message: exit status 3",
+    );
+  });
+
+  it("a delegate killed by a signal", () => {
+    writeFileSync(join(box.binDir, "bridge"), "#!/bin/sh\ncat >/dev/null\nkill -9 $$\n", { mode: 0o755 });
+    assertCniError(
+      runFlannel(box.env("ADD"), box.config()),
+      999,
+      "failed to delegate add: netplugin failed with no error message: signal: SIGKILL",
+    );
+    assert.deepEqual(box.savedFiles(), []);
+  });
+
+  it("a delegate that is not executable", () => {
+    const path = join(box.binDir, "bridge");
+    chmodSync(path, 0o644);
+    const e = assertCniError(
+      runFlannel(box.env("ADD"), box.config()),
+      999,
+      `failed to delegate add: cannot run ${path}: permission denied (is it executable?)`,
+    );
+    assert.match(e.details ?? "", /install the CNI reference plugins/);
+  });
+
+  it("a delegate whose #! interpreter is missing", () => {
+    writeFileSync(join(box.binDir, "bridge"), "#!/nonexistent/sh\n", { mode: 0o755 });
+    const path = join(box.binDir, "bridge");
+    assertCniError(
+      runFlannel(box.env("ADD"), box.config()),
+      999,
+      `failed to delegate add: cannot run ${path}: spawnSync ${path} ENOENT`,
+    );
+  });
+
+  it("a delegate's stderr is passed on, its stdout is the result", () => {
+    box.addRecorder("bridge", { stderr: "note from bridge" });
+    const run = runFlannel(box.env("ADD"), box.config());
+    assert.equal(run.status, 0, run.stdout);
+    assert.equal(run.stderr, "note from bridge\n");
+    assert.equal(JSON.parse(run.stdout).ips[0].address, "10.250.3.2/24");
+  });
+
+  it("a delegate being replaced (text file busy) is retried a second later", async () => {
+    // A writer holds the delegate open for 1.5 s: exec fails with ETXTBSY until it lets go.
+    const path = join(box.binDir, "bridge");
+    const holder = spawn("sh", ["-c", `exec 3>>'${path}'; echo open; sleep 1.5`], { stdio: "pipe" });
+    await new Promise<void>((done) => holder.stdout.once("data", () => done()));
+    const run = runFlannel(box.env("ADD"), box.config());
+    holder.kill();
+    assert.equal(run.status, 0, run.stdout);
+    assert.deepEqual(box.calls(), ["ADD"]);
   });
 
   it("a delegate printing a result that is not JSON", () => {

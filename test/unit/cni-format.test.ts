@@ -30,6 +30,28 @@ describe("Go-compatible JSON", () => {
     assert.equal(goJson("\ud800"), '"\ufffd"');
   });
 
+  it("escapes every UTF-16 code unit as Go does, between plain text", () => {
+    const short: Record<string, string> = {
+      '"': '\\"',
+      "\\": "\\\\",
+      "\n": "\\n",
+      "\r": "\\r",
+      "\t": "\\t",
+      "\b": "\\b",
+      "\f": "\\f",
+    };
+    for (let c = 0; c <= 0xffff; c++) {
+      const ch = String.fromCharCode(c);
+      let want = ch;
+      if (short[ch] !== undefined) want = short[ch];
+      else if (c < 0x20 || ch === "<" || ch === ">" || ch === "&" || c === 0x2028 || c === 0x2029)
+        want = `\\u${c.toString(16).padStart(4, "0")}`;
+      else if (c >= 0xd800 && c <= 0xdfff) want = "\ufffd";
+      assert.equal(goJson(`a${ch}b`), `"a${want}b"`, `U+${c.toString(16)}`);
+    }
+    assert.equal(goJson("x\u{1F600}y"), '"x\u{1F600}y"', "a surrogate pair is kept");
+  });
+
   it("indents like MarshalIndent", () => {
     assert.equal(
       goJson({ a: [1], b: {}, c: [] }, "    "),

@@ -1,18 +1,15 @@
 /**
- * Helpers for the flannel CNI plugin tests: run the compiled plugin as a runtime would, with a recorder
- * standing in for the delegate, in a private temp directory.
+ * Helpers for the flannel CNI plugin tests: run the shipped plugin (the executable dist/cni/flannel) as a
+ * runtime would, with a recorder standing in for the delegate, in a private temp directory.
  */
 import { spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { pluginArgv, pluginPath } from "../helpers/cni-plugin.js";
 import { referencePath } from "../helpers/reference.js";
 
-/** dist/test/unit -> the repository root. */
-export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-// The tests run what ships: the single-file bundle (npm run build:cni).
-export const pluginPath = join(repoRoot, "dist/cni/flannel.cjs");
+export { pluginPath } from "../helpers/cni-plugin.js";
 export const goldenDir = referencePath("flannel-cni-v1.9.1");
 
 export interface PluginRun {
@@ -26,7 +23,8 @@ export function runFlannel(
   stdin: string | undefined,
   timeoutMs = 20_000,
 ): PluginRun {
-  const run = spawnSync(process.execPath, [pluginPath], {
+  const [cmd, ...args] = pluginArgv(pluginPath);
+  const run = spawnSync(cmd!, args, {
     input: stdin ?? "",
     env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...env },
     timeout: timeoutMs,

@@ -13,6 +13,7 @@ import { requireSupportedVersion, versionAtLeast } from "../../src/cni/cni-versi
 import { findPlugin } from "../../src/cni/delegate-exec.js";
 import { parseConfigDocument, validatedNetworkName } from "../../src/cni/net-conf.js";
 import { parseSubnetEnv } from "../../src/cni/subnet-env.js";
+import { pluginArgv } from "../helpers/cni-plugin.js";
 import { ipv4SubnetEnv, parseError, pluginPath, runFlannel, Sandbox } from "./cni-harness.js";
 
 describe("flannel CNI plugin with hostile input", () => {
@@ -102,7 +103,8 @@ describe("flannel CNI plugin with hostile input", () => {
 
   it("a stdin that never ends (/dev/zero) fails at a limit instead of filling memory", () => {
     const zero = openSync("/dev/zero", "r");
-    const run = spawnSync(process.execPath, [pluginPath], {
+    const [cmd, ...args] = pluginArgv(pluginPath);
+    const run = spawnSync(cmd!, args, {
       stdio: [zero, "pipe", "pipe"],
       env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...box.env("ADD") },
       timeout: 20_000,
