@@ -2,9 +2,9 @@
 # Builds weft's container image with podman, without any container registry:
 #   - the base is Debian 12 made by mmdebstrap from Debian's packages (apt's configured sources), imported
 #     with `podman import` as localhost/weft-base:<hash of its package list>;
-#   - Node is the official binary from npm's node-linux-<arch> package, pinned by version and integrity;
-#   - weft is what `npm run build` left in dist/ and build/ (run it first); the CNI plugin is the one
-#     executable dist/cni/flannel, installed on the host by install-cni-plugin.sh.
+#   - weft is what `npm run build` left in dist/ (run it first): three executables that need no Node,
+#     dist/bin/weftd, dist/bin/weft and the CNI plugin dist/cni/flannel (installed on the host by
+#     install-cni-plugin.sh); the runtime (Bun) and the native addons are inside each of them.
 # Each image's tag carries a hash of its inputs, and a present tag is not built again, so a second run with
 # the same inputs takes seconds. The image is also tagged localhost/weft:<version>, as deploy/kube-weft.yml
 # names it. Prints the image reference (localhost/weft:<version>-<hash>) as its last line.
@@ -27,26 +27,15 @@ done
 SUITE=bookworm
 # What weftd and the plugin run: iptables/ip6tables (nft and legacy), nft, ip; ca-certificates for the API.
 PACKAGES=iptables,nftables,iproute2,ca-certificates
-NODE_VERSION=20.20.2
-declare -A NODE_INTEGRITY=(
-  [x64]="sha512-PeHQM8wAdmHtZA1mBocygZxs5LiUWtsJezQTkBd0iY987KpGrD1O2tVEydvMZiuXceRanxt7rjTnDEBwOPujoQ=="
-  [arm64]="sha512-LCXJnNTFiyGuYBw2gZSI5OBFMbkjAPt8sqD/NKrWoE2QmDgSubTqFng6GaNJ9EJ8HpxBMGcWWpbbcs4Vo+CnGg=="
-)
-
 fail() {
   echo "build-image.sh: $*" >&2
   exit 1
 }
 
-case "$(uname -m)" in
-  x86_64) arch=x64 ;;
-  aarch64) arch=arm64 ;;
-  *) fail "no Node binary package for $(uname -m)" ;;
-esac
-for tool in podman mmdebstrap npm sha256sum; do
+for tool in podman mmdebstrap node sha256sum; do
   command -v "$tool" >/dev/null || fail "needs $tool (scripts/setup.sh installs it)"
 done
-for built in dist/src/daemon/weftd-main.js dist/cni/flannel dist/src/kube/yaml-library.js build/Release/weft_netlink.node build/Release/weft_tun.node; do
+for built in dist/bin/weftd dist/bin/weft dist/cni/flannel; do
   [ -f "$built" ] || fail "$built is missing: run npm run build first"
 done
 
@@ -87,22 +76,13 @@ if ! podman image exists "$base"; then
   trap - EXIT
 fi
 
-# The context: Node and exactly the files of weft the image ships.
+# The context: exactly the files of weft the image ships.
 ctx=$(mktemp -d /var/tmp/weft-image-ctx-XXXXXX)
 trap 'rm -rf "$ctx"' EXIT
-( cd "$ctx" && npm pack --silent "node-linux-$arch@$NODE_VERSION" >/dev/null ) || fail "cannot get node-linux-$arch@$NODE_VERSION from npm"
-tarball="$ctx/node-linux-$arch-$NODE_VERSION.tgz"
-got="sha512-$(openssl dgst -sha512 -binary "$tarball" | base64 -w0)"
-[ "$got" = "${NODE_INTEGRITY[$arch]}" ] || fail "node-linux-$arch@$NODE_VERSION has integrity $got, expected ${NODE_INTEGRITY[$arch]}"
-tar -xzf "$tarball" -C "$ctx" package/bin/node
-mv "$ctx/package/bin/node" "$ctx/node"
-rm -rf "$ctx/package" "$tarball"
-mkdir -p "$ctx/weft/build/Release" "$ctx/weft/dist/cni"
-cp package.json "$ctx/weft/"
-cp build/Release/weft_netlink.node build/Release/weft_tun.node "$ctx/weft/build/Release/"
-cp -r dist/src "$ctx/weft/dist/"
+mkdir -p "$ctx/weft/bin"
+cp dist/bin/weftd dist/bin/weft "$ctx/weft/bin/"
 # The plugin is the executable alone (the Node bundle beside it is a development build).
-cp dist/cni/flannel "$ctx/weft/dist/cni/"
+cp dist/cni/flannel "$ctx/weft/bin/"
 cp deploy/install-cni-plugin.sh "$ctx/weft/"
 cp deploy/Containerfile "$ctx/Containerfile"
 

@@ -4,7 +4,7 @@
 # renamed over it, so the runtime never runs a half-written plugin.
 set -eu
 dest=/opt/cni/bin
-cp /opt/weft/dist/cni/flannel "$dest/.flannel.tmp"
+cp /opt/weft/bin/flannel "$dest/.flannel.tmp"
 chmod 0755 "$dest/.flannel.tmp"
 mv -f "$dest/.flannel.tmp" "$dest/flannel"
 # Earlier weft images installed Node and a launcher under weft/; the new plugin no longer uses them.

@@ -7,7 +7,9 @@ bun=node_modules/@oven/bun-linux-x64/bin/bun
 version=$(node -p 'require("./package.json").version')
 mkdir -p dist/bin
 for entry in daemon/weftd-main:weftd cli/weft-main:weft; do
-  # --bytecode: start-up without parsing the bundle (weftd --version: ~10 ms instead of ~60 ms).
-  "$bun" build --compile --minify --bytecode --define "WEFT_VERSION=\"$version\"" \
+  # --bytecode: start-up without parsing the bundle (weftd --version: ~10 ms instead of ~60 ms). No .env or
+  # bunfig.toml from the working directory may change what a daemon does.
+  "$bun" build --compile --minify --bytecode --no-compile-autoload-dotenv --no-compile-autoload-bunfig \
+    --define "WEFT_VERSION=\"$version\"" \
     "dist/src/${entry%%:*}.js" --outfile "dist/bin/${entry##*:}" --log-level=warn >/dev/null
 done

@@ -124,6 +124,32 @@ describe("the container image", { skip, timeout: 900_000 }, () => {
     assert.equal(a, b);
   });
 
+  it("ships the three executables and no Node", async () => {
+    // Inside the image: /opt/weft/bin holds exactly weftd, weft and flannel, each the one the build made,
+    // and no `node` is anywhere on the PATH.
+    const listing = await podmanOk([
+      "run",
+      "--rm",
+      "--network=none",
+      "--entrypoint",
+      "sh",
+      image,
+      "-c",
+      'ls /opt/weft/bin; for f in /opt/weft/bin/*; do sha256sum "$f"; done; command -v node || echo "no node"',
+    ]);
+    const lines = listing.trim().split("\n");
+    assert.deepEqual(lines.slice(0, 3), ["flannel", "weft", "weftd"]);
+    const built = ["dist/cni/flannel", "dist/bin/weft", "dist/bin/weftd"].map((f) => join(repoRoot, f));
+    const sums = await runCommand(["sha256sum", ...built]);
+    const hashes = (text: string) =>
+      text
+        .trim()
+        .split("\n")
+        .map((l) => l.split(/\s+/)[0]);
+    assert.deepEqual(hashes(lines.slice(3, 6).join("\n")), hashes(sums.stdout));
+    assert.equal(lines[6], "no node");
+  });
+
   it("installs the plugin and the conflist as the manifest's init containers do", async () => {
     const m = manifest();
     const hostBin = join(dir, "opt-cni-bin");
