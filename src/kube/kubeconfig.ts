@@ -56,12 +56,16 @@ async function parseKubeconfigYaml(file: string, text: string): Promise<YamlMap>
   if (tooDeep) {
     throw new UserError(`cannot parse kubeconfig ${file}: ${tooDeep}`, "check it with kubectl config view");
   }
-  const { parseDocument } = await import("./yaml-library.js");
-  const doc = parseDocument(text, { merge: true, uniqueKeys: true, prettyErrors: true });
+  const { LineCounter, parseDocument } = await import("./yaml-library.js");
+  // Only the first error is reported, so only it gets its line and column: the library's prettyErrors
+  // copies the whole source line for every error, quadratic on a 1 MB line of errors (found by the fuzz suite).
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { merge: true, uniqueKeys: true, prettyErrors: false, lineCounter: lines });
   const first = doc.errors[0];
   if (first) {
-    // The library's message names the line and column; the excerpt it adds is left out of a one-line error.
-    const reason = (first.message.split("\n")[0] ?? "").replace(/:$/, "");
+    const message = first.message.split("\n")[0] ?? "";
+    const at = first.pos[0] >= 0 ? lines.linePos(first.pos[0]) : undefined;
+    const reason = at ? `${message} at line ${at.line}, column ${at.col}` : message;
     throw new UserError(
       `cannot parse kubeconfig ${file}: ${boundText(reason, 200)}`,
       "check it with kubectl config view",

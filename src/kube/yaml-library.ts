@@ -3,4 +3,4 @@
  * (npm run build:yaml), so weftd ships without node_modules; src/kube/kubeconfig.ts imports it only when
  * --kubeconfig-file is given, so no other start pays for loading it.
  */
-export { parseDocument } from "yaml";
+export { LineCounter, parseDocument } from "yaml";

@@ -259,6 +259,27 @@ describe("kubeconfig files and exec plugins", () => {
     );
   });
 
+  it("1 MB of YAML errors on one line (a million quotes) gets the first one, with its line and column, at once", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "weft-kubeconfig-"));
+    try {
+      const path = join(dir, "kubeconfig");
+      writeFileSync(path, '"'.repeat(1 << 20));
+      // The library's prettyErrors copied the whole line for each of the 524,287 errors: minutes, not seconds.
+      const started = performance.now();
+      await assert.rejects(loadKubeconfig(path), (err: unknown) => {
+        assert.ok(err instanceof UserError);
+        assert.equal(
+          err.message,
+          `cannot parse kubeconfig ${path}: Unexpected double-quoted-scalar at node end at line 1, column 3`,
+        );
+        return true;
+      });
+      assert.ok(performance.now() - started < 20_000, `took ${Math.round(performance.now() - started)} ms`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("a certificate path with control characters is escaped in the error", async () => {
     const dir = mkdtempSync(join(tmpdir(), "weft-kubeconfig-"));
     try {
