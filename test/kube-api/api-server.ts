@@ -10,10 +10,9 @@
  * read the request log, set the fault plan and read which faults were injected.
  */
 import { randomBytes } from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
-import { createServer, type Server } from "node:https";
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { TLSSocket } from "node:tls";
+import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from "node:tls";
 import { type Attributes, allowed, forbiddenMessage, type User } from "./access-control.js";
 import { FaultPlan, type FaultRule, parseFaultRules } from "./faults.js";
 import { applyJsonPatch } from "./json-patch.js";
@@ -79,7 +78,8 @@ export class KubeApiServer {
   readonly store: ObjectStore;
   readonly requests: RequestLogEntry[] = [];
   readonly faults = new FaultPlan();
-  private readonly server: Server;
+  private readonly server: TlsServer;
+  private readonly connections = new Set<TLSSocket>();
   private readonly openWatches = new Set<() => void>();
 
   constructor(private readonly options: ApiServerOptions) {
@@ -96,15 +96,25 @@ export class KubeApiServer {
         }),
       );
     }
-    this.server = createServer(
+    // TLS is ended here and each connection handed to an HTTP server (what node:https does inside), so a
+    // request's socket is the TLSSocket with the client certificate: Bun's node:https gives a request a
+    // socket without getPeerCertificate.
+    const http = createHttpServer((req, res) => void this.handle(req, res));
+    this.server = createTlsServer(
       {
         key: options.tls.serverKey,
         cert: options.tls.serverCert,
         ca: options.tls.caCert,
         requestCert: true,
         rejectUnauthorized: false,
+        ALPNProtocols: ["http/1.1"],
+        noDelay: true, // as node:https sets it: a watch event is not held back by Nagle
       },
-      (req, res) => void this.handle(req, res),
+      (socket) => {
+        this.connections.add(socket);
+        socket.once("close", () => this.connections.delete(socket));
+        http.emit("connection", socket);
+      },
     );
   }
 
@@ -126,7 +136,7 @@ export class KubeApiServer {
   async close(): Promise<void> {
     this.closeWatches();
     this.faults.releaseStalled();
-    this.server.closeAllConnections();
+    for (const socket of this.connections) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
