@@ -30,6 +30,8 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const envSeed = process.env["FUZZ_SEED"];
 const envRuns = process.env["FUZZ_RUNS"];
 const envPath = process.env["FUZZ_PATH"];
+/** The runner to replay with: the same seed gives the same inputs on both (t.fullName is the same). */
+const TEST_COMMAND = process.versions["bun"] ? "bun test --timeout=300000" : "node --test";
 const seedBase =
   envSeed !== undefined && envSeed !== "" ? Number(envSeed) | 0 : Date.now() ^ (process.pid << 8);
 
@@ -263,7 +265,7 @@ function parameters(name: string, options: PropertyOptions): fc.Parameters<unkno
 function report(details: fc.RunDetails<unknown>): string {
   const lines = [
     `property failed after ${details.numRuns} run(s)`,
-    `replay: FUZZ_SEED=${seedBase} FUZZ_PATH=${details.counterexamplePath} node --test <this file> (fast-check seed ${details.seed}, path "${details.counterexamplePath}")`,
+    `replay: FUZZ_SEED=${seedBase} FUZZ_PATH=${details.counterexamplePath} ${TEST_COMMAND} <this file> (fast-check seed ${details.seed}, path "${details.counterexamplePath}")`,
     `counterexample: ${printable(details.counterexample)}`,
   ];
   const err = details.errorInstance;
