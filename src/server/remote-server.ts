@@ -4,8 +4,8 @@
  * --remote, answering as v0.7 does: JSON bodies, status codes, error texts. It runs no datapath.
  */
 import http from "node:http";
-import https from "node:https";
 import net, { type AddressInfo } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 import { parseNetworkConfig } from "../config/network-config.js";
 import { formatCIDR, parseCIDR } from "../ip/ip-network.js";
 import { encodeLeaseAttrs } from "../lease/lease-json.js";
@@ -68,23 +68,24 @@ export class RemoteServer {
     this.sharedStore = Object.create(options.store, { close: { value: () => undefined } }) as EtcdStore;
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res);
     const tls = options.tls;
-    this.server =
-      tls && (tls.cert || tls.key)
-        ? https.createServer(
-            {
-              cert: tls.cert,
-              key: tls.key,
-              ca: tls.ca,
-              // With a CA, v0.7 requires and verifies client certificates.
-              requestCert: tls.ca !== undefined,
-              rejectUnauthorized: tls.ca !== undefined,
-            },
-            handler,
-          )
-        : http.createServer(handler);
-    this.server.on("tlsClientError", (err) => options.warn(`TLS handshake failed: ${err.message}`));
-    if (this.server instanceof https.Server) {
-      const tlsServer = this.server;
+    this.server = http.createServer(handler);
+    if (tls && (tls.cert || tls.key)) {
+      // TLS ends in a tls.Server that hands each connection to the HTTP server (what node:https does inside):
+      // Bun's node:https never answers a socket emitted into it; its tls.Server, like Node's, does.
+      const server = this.server;
+      const tlsServer = createTlsServer(
+        {
+          cert: tls.cert,
+          key: tls.key,
+          ca: tls.ca,
+          // With a CA, v0.7 requires and verifies client certificates.
+          requestCert: tls.ca !== undefined,
+          rejectUnauthorized: tls.ca !== undefined,
+          ALPNProtocols: ["http/1.1"],
+        },
+        (socket) => server.emit("connection", socket),
+      );
+      tlsServer.on("tlsClientError", (err) => options.warn(`TLS handshake failed: ${err.message}`));
       this.front = net.createServer((socket) => {
         this.frontSockets.add(socket);
         socket.once("close", () => this.frontSockets.delete(socket));
