@@ -58,8 +58,12 @@ export class RemoteServer {
   private readonly networks = new Map<string, NetworkLeases>();
   private names: NetworkNames | undefined;
   private readonly server: http.Server;
-  /** With TLS: the listener in front, which answers plain HTTP as Go's server does (a 400), not with silence. */
-  private readonly front: net.Server | undefined;
+  /**
+   * With TLS: the listener in front, which answers plain HTTP as Go's server does (a 400), not with silence.
+   * Without TLS, on a socket systemd passed: one that hands each connection to the HTTP server, since Bun's
+   * http.Server.listen({ fd }) ignores the fd (it opens a port of its own); net.Server's takes it.
+   */
+  private front: net.Server | undefined;
   private readonly frontSockets = new Set<net.Socket>();
   /** The store without close(): the per-request managers share it. */
   private readonly sharedStore: EtcdStore;
@@ -105,6 +109,14 @@ export class RemoteServer {
   }
 
   listen(target: ListenTarget): Promise<AddressInfo | string> {
+    if (!this.front && "fd" in target) {
+      const server = this.server;
+      this.front = net.createServer((socket) => {
+        this.frontSockets.add(socket);
+        socket.once("close", () => this.frontSockets.delete(socket));
+        server.emit("connection", socket);
+      });
+    }
     return new Promise((resolve, reject) => {
       const done = () => {
         (this.front ?? this.server).off("error", reject);
