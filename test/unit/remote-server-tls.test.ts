@@ -97,9 +97,10 @@ describe("weftd --listen with TLS and a client CA", () => {
     port = ((await server.listen({ host: "127.0.0.1", port: 0 })) as AddressInfo).port;
   });
   after(async () => {
-    await server?.close();
+    // The files first: the server holds their contents, and a server that hangs must not leave them.
     rmSync(dir, { recursive: true, force: true });
     rmSync(other, { recursive: true, force: true });
+    await server?.close();
   });
 
   it("serves a client whose certificate the CA signed", async () => {
