@@ -95,8 +95,9 @@ export class Daemon {
     log.info(`created subnet manager: ${manager.name}`);
     const instance = this.instance(undefined, manager, flags.string("subnet-file"), log, (peers) => {
       this.onProgrammed(peers);
-      // The first programming of many peers leaves a large heap of garbage; give it back now.
-      this.memory.now();
+      // The first programming of many peers leaves a large heap of garbage; give it back once the run
+      // that made it has returned (its entries are garbage only then).
+      this.memory.afterBurst();
     });
     this.instances.set("", instance);
     await instance.start();
@@ -120,7 +121,7 @@ export class Daemon {
       watchKinds: (kinds) => this.watchKinds(kinds),
       onFatal: (err) => (network === undefined ? this.onFatal(err) : this.restartLater(network, err)),
       onProgrammed,
-      onLeaseEvent: () => this.memory.afterBurst(),
+      onBurst: () => this.memory.afterBurst(),
     });
   }
 

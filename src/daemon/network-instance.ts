@@ -56,8 +56,11 @@ export interface NetworkInstanceOptions {
   readonly onFatal: (err: Error) => void;
   /** Called once, when this network's datapath is first programmed. */
   readonly onProgrammed: (peers: number) => void;
-  /** After each lease event has been turned into desired state (the daemon releases memory after bursts). */
-  readonly onLeaseEvent?: () => void;
+  /**
+   * After each lease event has been turned into desired state and after each clean reconcile run: the
+   * daemon gives the garbage of such bursts back once they are over.
+   */
+  readonly onBurst?: () => void;
 }
 
 export class NetworkInstance {
@@ -171,7 +174,7 @@ export class NetworkInstance {
         this.leaseEvents++;
         this.listed = true;
         this.recompute();
-        this.options.onLeaseEvent?.();
+        this.options.onBurst?.();
       },
       onOwnLease: (lease) => void this.adoptOwnLease(lease),
       onWarning: (message) => log.warn(message),
@@ -249,6 +252,7 @@ export class NetworkInstance {
 
   /** Ready after the first clean run over the listed leases (runs wait for a desired state). */
   private onCleanRun(): void {
+    this.options.onBurst?.();
     if (this.programmed || !this.listed) return;
     this.programmed = true;
     this.options.log.info(`datapath programmed for ${this.leases.size - 1} peer(s)`);

@@ -13,14 +13,17 @@ export function releaseMemory(): void {
   residentCodeAddon().pageOutCode();
 }
 
-/** A burst of lease events is over this long after its last event; then memory is released once. */
+/** A burst (lease events, reconcile runs) is over this long after its last event; then memory is released once. */
 const QUIET_MS = 2_000;
 
 /** Releases memory once a burst of changes has been quiet for QUIET_MS: never in the middle of one. */
 export class MemoryRelease {
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly release: () => void = releaseMemory) {}
+  constructor(
+    private readonly release: () => void = releaseMemory,
+    private readonly quietMs = QUIET_MS,
+  ) {}
 
   /** Something changed; release after the burst (restarts the quiet period). */
   afterBurst(): void {
@@ -28,15 +31,8 @@ export class MemoryRelease {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.release();
-    }, QUIET_MS);
+    }, this.quietMs);
     this.timer.unref();
-  }
-
-  /** Releases now (a cold start is over). */
-  now(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.release();
   }
 
   close(): void {
