@@ -22,9 +22,15 @@ export function scratchPath(dataDir: string, containerID: string): string {
   return join(dataDir, containerID);
 }
 
-function writeAll(fd: number, data: Buffer): void {
-  let done = 0;
-  while (done < data.length) done += writeSync(fd, data, done, data.length - done);
+/** Writes all of data, syncs it, and closes fd whatever happens. */
+function writeSyncedAndClose(fd: number, data: Buffer): void {
+  try {
+    let done = 0;
+    while (done < data.length) done += writeSync(fd, data, done, data.length - done);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export function saveScratch(dataDir: string, containerID: string, bytes: string): void {
@@ -43,12 +49,7 @@ export function saveScratch(dataDir: string, containerID: string, bytes: string)
     return;
   }
   try {
-    try {
-      writeAll(fd, data);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    writeSyncedAndClose(fd, data);
   } catch (err) {
     removeQuietly(path);
     throw err;
@@ -63,12 +64,7 @@ function replaceScratch(dataDir: string, path: string, data: Buffer): void {
   const temp = scratchPath(dataDir, `.${process.pid}.tmp`);
   const fd = openSync(temp, "w", 0o600);
   try {
-    try {
-      writeAll(fd, data);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    writeSyncedAndClose(fd, data);
     renameSync(temp, path);
   } catch (err) {
     removeQuietly(temp);
