@@ -20,6 +20,8 @@ export const LAB_NAMESPACE_PATTERN = /^wl(\d+)x(\d+)(?:-[a-z0-9]{1,8})?-(?:fab|h
 /** Lab temp dirs: `weft-lab-<lab prefix>-<random>` in the OS temp dir. */
 export const LAB_TEMP_DIR_PATTERN = /^weft-lab-wl(\d+)x\d+/;
 export const NETNS_DIR = "/run/netns";
+/** The runtimes a lab's owner runs on: node (node, node20...) or bun. */
+const OWNER_EXECUTABLE = /^(?:node|bun)/;
 
 /** After SIGINT/SIGTERM, how long the orderly destroy may take before a synchronous one takes over. */
 const SIGNAL_CLEANUP_MS = 10_000;
@@ -76,11 +78,14 @@ function onSignal(signal: NodeJS.Signals): void {
   });
 }
 
-/** True if pid is a live node process: a lab's owner is always one, and this tells a reused pid apart. */
+/**
+ * True if pid is a live node or bun process: a lab's owner is always one (the test runner, `node --test` or
+ * `bun test`, or a child script it ran), and this tells a reused pid apart.
+ */
 export function isLiveOwner(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
-    return basename(readlinkSync(`/proc/${pid}/exe`)).startsWith("node");
+    return OWNER_EXECUTABLE.test(basename(readlinkSync(`/proc/${pid}/exe`)));
   } catch (error) {
     // EACCES would mean a process we cannot inspect: treat it as alive rather than delete someone's lab.
     return (error as NodeJS.ErrnoException).code === "EACCES";

@@ -6,11 +6,17 @@
  * test/unit/ipip-backend.test.ts against iproute2's instead).
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it, type TestContext } from "node:test";
 import { Lab } from "./lab.js";
 import { addPods, assertFullMeshPing, type Cluster, PREFIX, startCluster } from "./weft-cluster.js";
 
 const IPIP = '{"Network":"10.244.0.0/16","Backend":{"Type":"ipip"}}';
+
+/** t.skip(reason), and the reason printed under bun test, whose reporter shows a skip without its reason. */
+function skip(t: TestContext, reason: string): void {
+  t.skip(reason);
+  if (process.versions.bun) console.log(`# SKIP ${t.name}: ${reason}`);
+}
 
 describe("weftd with ipip on 3 hosts", { timeout: 120_000 }, () => {
   let lab: Lab;
@@ -41,7 +47,7 @@ describe("weftd with ipip on 3 hosts", { timeout: 120_000 }, () => {
   after(async () => lab?.destroy());
 
   it("stops with one clear error on a kernel without ipip", async (t) => {
-    if (!noIpip) return t.skip("this kernel has ipip");
+    if (!noIpip) return skip(t, "this kernel has ipip");
     await lab.startEtcd();
     await lab.etcdctl(["put", `${PREFIX}/config`, IPIP]);
     const weftd = await lab.startWeftd(lab.host(1));
@@ -57,7 +63,7 @@ describe("weftd with ipip on 3 hosts", { timeout: 120_000 }, () => {
   });
 
   it("makes flannel.ipip: local = the host's address, MTU 1480, the subnet's .0/32", async (t) => {
-    if (noIpip) return t.skip(noIpip);
+    if (noIpip) return skip(t, noIpip);
     const [link] = JSON.parse(
       await lab.run(lab.host(1), ["ip", "-d", "-json", "addr", "show", "flannel.ipip"]),
     );
@@ -73,7 +79,7 @@ describe("weftd with ipip on 3 hosts", { timeout: 120_000 }, () => {
   });
 
   it("routes every peer's subnet onlink via its PublicIP through flannel.ipip", async (t) => {
-    if (noIpip) return t.skip(noIpip);
+    if (noIpip) return skip(t, noIpip);
     const routes = JSON.parse(
       await lab.run(lab.host(1), ["ip", "-json", "route", "show", "dev", "flannel.ipip"]),
     );
@@ -87,7 +93,7 @@ describe("weftd with ipip on 3 hosts", { timeout: 120_000 }, () => {
   });
 
   it("lets every host's pods reach every other host's pods", async (t) => {
-    if (noIpip) return t.skip(noIpip);
+    if (noIpip) return skip(t, noIpip);
     await assertFullMeshPing(lab, pods);
   });
 });

@@ -104,14 +104,23 @@ describe("weftd with udp (no Backend in the config) on 3 hosts", { timeout: 180_
     const ping = await lab.exec(h1, ["ping", "-n", "-c", "1", "-W", "2", "-I", pods[0]!, `${unleased}.7`]);
     const from = `${leases[0]!.base}.0`.replace(/\./g, "\\.");
     assert.match(ping.stdout, new RegExp(`From ${from} icmp_seq=1 Destination Net Unreachable`), ping.stdout);
-    // A TCP connect fails at once with ENETUNREACH instead of timing out.
-    const script =
-      "const s=require('net').connect({host:process.argv[1],port:80,localAddress:process.argv[2]});" +
-      "const t=setTimeout(()=>{console.log('TIMEOUT');process.exit(0)},3000);" +
-      "s.on('error',e=>{clearTimeout(t);console.log(e.code);process.exit(0)});" +
-      "s.on('connect',()=>{console.log('CONNECTED');process.exit(0)})";
+    // A TCP connect fails at once with ENETUNREACH instead of timing out. Probed with python3, which prints the
+    // kernel's errno as it is: Bun 1.4.5's node:net reports ENETUNREACH as ECONNREFUSED (oven-sh/bun#37093).
+    const script = [
+      "import errno, socket, sys",
+      "s = socket.socket()",
+      "s.settimeout(3)",
+      "s.bind((sys.argv[2], 0))",
+      "try:",
+      "    s.connect((sys.argv[1], 80))",
+      "    print('CONNECTED')",
+      "except socket.timeout:",
+      "    print('TIMEOUT')",
+      "except OSError as e:",
+      "    print(errno.errorcode.get(e.errno, e.errno))",
+    ].join("\n");
     const started = Date.now();
-    const out = await lab.run(h1, [process.execPath, "-e", script, `${unleased}.7`, pods[0]!]);
+    const out = await lab.run(h1, ["python3", "-c", script, `${unleased}.7`, pods[0]!]);
     assert.equal(out.trim(), "ENETUNREACH");
     assert.ok(Date.now() - started < 2500, "the connect should fail at once");
     // Dropped and counted: /metrics shows the forwarder's drops by reason.

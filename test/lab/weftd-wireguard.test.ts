@@ -10,6 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Lab, type LabHost, type LabProcess } from "./lab.js";
 import {
@@ -60,8 +61,21 @@ describe("weftd with wireguard (wireguard-go) on 3 hosts", { timeout: 420_000 },
           async () => (await lab.ping(host, pod, { count: 1, source: pods[i], timeoutMs: 1000 })).reachable,
           REPAIR_MS,
           200,
-        ).catch((err: Error) => {
-          throw new Error(`${err.message}\nweftd log:\n${weftds[i]!.output()}`);
+        ).catch(async (err: Error) => {
+          // Both ends: a tunnel needs the peer on each side.
+          const ends = [i, j].map(async (k) => {
+            const show = await wg(lab.hosts[k]!, ["show"]).catch((e: Error) => e.message);
+            // wireguard-go's own log (LOG_LEVEL=debug in the environment makes it say more).
+            const goLog = (() => {
+              try {
+                return readFileSync(join(lab.hostDir(lab.hosts[k]!), "wireguard", "flannel-wg.log"), "utf8");
+              } catch {
+                return "(none)";
+              }
+            })().slice(-4000);
+            return `${lab.hosts[k]!.name} wg show:\n${show}\nweftd log:\n${weftds[k]!.output()}\nwireguard-go log:\n${goLog}`;
+          });
+          throw new Error(`${err.message}\n${(await Promise.all(ends)).join("\n")}`);
         });
       }
     }
