@@ -430,6 +430,33 @@ describe("wireguard kinds over a device", () => {
     return { control, sent };
   }
 
+  it("puts a new peer with a persistent keepalive after a random delay within the spread, others at once", async () => {
+    const { control, sent } = fakeControl();
+    const peers = wgPeerKind(() => control, 400);
+    const peer = {
+      device: "flannel-wg",
+      publicKey: KEY_C,
+      presharedKey: undefined,
+      endpoint: "172.31.0.3:51820",
+      keepaliveSeconds: 5,
+      allowedIPs: ["10.244.3.0/24"],
+    };
+    const random = Math.random;
+    Math.random = () => 0.5;
+    try {
+      let started = performance.now();
+      await peers.put(peer);
+      const delayed = performance.now() - started;
+      assert.ok(delayed >= 190 && delayed < 390, `half the spread: ${delayed} ms`);
+      started = performance.now();
+      await peers.put({ ...peer, keepaliveSeconds: 0 });
+      assert.ok(performance.now() - started < 150, "no keepalive, no first handshake of its own: no delay");
+    } finally {
+      Math.random = random;
+    }
+    assert.equal(sent.length, 2);
+  });
+
   it("reads peers and settings back in base64 and writes them in hex", async () => {
     const { control, sent } = fakeControl();
     const peers = wgPeerKind(() => control);

@@ -38,7 +38,7 @@ import { wgDeviceKind } from "./wireguard-device-kind.js";
 import { WireguardDevices } from "./wireguard-devices.js";
 import { KernelWireguard } from "./wireguard-kernel.js";
 import { DEFAULT_KEY_FILE, encodeKey, type KeyPair, loadOrCreateKey } from "./wireguard-key.js";
-import { wgPeerKind } from "./wireguard-peer-kind.js";
+import { PEER_SPREAD_MS, wgPeerKind } from "./wireguard-peer-kind.js";
 
 export const wireguardRegistration: BackendRegistration = {
   type: "wireguard",
@@ -82,7 +82,7 @@ export class WireguardBackend implements Backend {
     this.routeDevices = names;
     this.mtu = wireguardMtu(settings, context.extIface.mtu);
     const control = () => this.control;
-    this.kinds = [context.kernel.route, wgDeviceKind(control), wgPeerKind(control)];
+    this.kinds = [context.kernel.route, wgDeviceKind(control), wgPeerKind(control, PEER_SPREAD_MS)];
   }
 
   private get keyFile(): string {

@@ -39,7 +39,20 @@ export const wgPeerShape: KindShape<WgPeerEntry> = {
 const hex = (base64: string) => Buffer.from(base64, "base64").toString("hex");
 const base64 = (hexText: string) => Buffer.from(hexText, "hex").toString("base64");
 
-export function wgPeerKind(control: () => WireguardControl | undefined): StateKind<WgPeerEntry> {
+/**
+ * How far apart in time hosts put a new peer with a persistent keepalive: the backend's value. Hosts
+ * that learn of each other at the same moment (a cluster started together) would otherwise send their
+ * first handshake initiations at the same instant; each then consumes the other's, both answers are
+ * refused ("invalid response"), and wireguard-go's keepalive timer, which has no jitter, repeats it in
+ * lockstep every interval (seen in the lab for 50 s and more). A random delay of up to this long per
+ * host makes crossing initiations (within one round trip) unlikely.
+ */
+export const PEER_SPREAD_MS = 1000;
+
+export function wgPeerKind(
+  control: () => WireguardControl | undefined,
+  spreadMs = 0,
+): StateKind<WgPeerEntry> {
   const running = (): WireguardControl => {
     const c = control();
     if (!c) throw new Error("the wireguard devices are not set up yet");
@@ -72,6 +85,9 @@ export function wgPeerKind(control: () => WireguardControl | undefined): StateKi
       return entries;
     },
     async put(entry) {
+      if (spreadMs > 0 && entry.keepaliveSeconds > 0) {
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * spreadMs));
+      }
       await running().setPeer(entry.device, {
         publicKey: hex(entry.publicKey),
         presharedKey: entry.presharedKey ? hex(entry.presharedKey) : undefined,
