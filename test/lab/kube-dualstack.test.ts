@@ -183,6 +183,10 @@ describe("kube mode with IPv6, three hosts: dual-stack and IPv6-only, vxlan and 
     weftds[2] = await lab.startWeftd(host3, api.weftdArgs(host3, netConf("vxlan", true), ["--ip-masq"]), {
       NODE_NAME: "node3",
     });
+    // The annotation alone proves nothing about the new weftd: the old one re-applied its annotations,
+    // with the overwrite, when the node changed. Wait until the new one replaced flannel-v6.1 (its local
+    // address changed) and programmed the datapath, or the device may be read between delete and create.
+    await weftds[2]!.waitForOutput(/datapath programmed/, 20_000);
     await waitFor(
       "node3 announcing fd31::33",
       async () => (await api.getNode("node3")).metadata.annotations[`${PREFIX}public-ipv6`] === "fd31::33",

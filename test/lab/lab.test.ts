@@ -242,6 +242,29 @@ test("SIGINT removes the lab and exits 130", { timeout: 60_000 }, async () => {
   assertChildLabGone(childLab!);
 });
 
+test("a live owner's lab is not swept, whether it runs on node or bun", { timeout: 60_000 }, async () => {
+  // The child runs on this test's runtime (process.execPath): under bun test, a bun process.
+  let childLab: ChildLab | undefined;
+  let swept: string[] = [];
+  let namespacesDuringSweep: string[] = [];
+  const result = await runChildScript(`${startChildLab}\nsetInterval(() => {}, 1000);`, (line, child) => {
+    childLab = JSON.parse(line);
+    void Lab.sweepStale().then((names) => {
+      swept = names;
+      namespacesDuringSweep = namespaceNames().filter((name) => name.startsWith(childLab!.name));
+      child.kill("SIGINT");
+    });
+  });
+  assert.equal(result.code, 130);
+  assert.deepEqual(
+    swept.filter((name) => name.includes(childLab!.name)),
+    [],
+    "the sweep took a live owner's lab",
+  );
+  assert.equal(namespacesDuringSweep.length, 3, namespacesDuringSweep.join(", "));
+  assertChildLabGone(childLab!);
+});
+
 test("exiting without destroy() removes the lab", { timeout: 60_000 }, async () => {
   const result = await runChildScript(`${startChildLab}\nprocess.exit(3);`, () => {});
   assert.equal(result.code, 3);
