@@ -11,8 +11,8 @@
  *
  *   node dist/bench/cni-latency.js [pods] [label=plugin ...] [--upstream PATH]
  *
- * Without label=plugin arguments it measures the package's `flannel` bin (what ships) and, if that is a
- * bundle, the unbundled tsc output too. The upstream plugin (--upstream PATH, or env
+ * Without label=plugin arguments it measures the package's `flannel` bin (what ships: the Bun executable)
+ * and, as `flannel-esm`, the development build (tsc's output, run by this Node). The upstream plugin (--upstream PATH, or env
  * UPSTREAM_FLANNEL_CNI=PATH; the reference is v1.9.1-flannel1) is added to the same rounds under the label
  * `upstream`, and the summary gives each plugin's ADD and DEL against it (mean and p50).
  * A plugin is installed as in /opt/cni/bin: a JavaScript file (.js, .cjs, .mjs) is run by this Node, a
