@@ -39,11 +39,27 @@ export class PeerStateCache {
  */
 function containPeer(peer: Lease, compute: (peer: Lease) => DesiredPeers): DesiredPeers {
   try {
-    return compute(peer);
+    return compact(compute(peer));
   } catch (err) {
     return {
       state: {},
       problems: [{ key: peer.key, reason: describeLeaseFault(err, "using it") }],
     };
   }
+}
+
+const NO_PROBLEMS: readonly PeerProblem[] = Object.freeze([]);
+
+/**
+ * A peer's part as it is kept, for as long as its lease lives: arrays of exactly their length (one grown
+ * by push keeps room for more; with thousands of peers, each with a few one-entry arrays, that room was
+ * megabytes), no empty kinds, and one shared empty problem list.
+ */
+function compact(part: DesiredPeers): DesiredPeers {
+  const state: Record<string, readonly unknown[]> = {};
+  for (const kind in part.state) {
+    const entries = part.state[kind]!;
+    if (entries.length > 0) state[kind] = entries.slice();
+  }
+  return { state, problems: part.problems.length > 0 ? part.problems.slice() : NO_PROBLEMS };
 }

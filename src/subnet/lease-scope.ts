@@ -104,9 +104,10 @@ interface LeaseStanding {
 }
 
 function standing(lease: Lease, scope: LeaseScope): LeaseStanding {
-  const claims: string[] = [];
-  if (lease.subnet && scope.ipv4) claims.push(formatCIDR(lease.subnet));
-  if (lease.ipv6Subnet && scope.ipv6) claims.push(formatCIDR(lease.ipv6Subnet));
+  const v4 = lease.subnet && scope.ipv4 ? formatCIDR(lease.subnet) : undefined;
+  const v6 = lease.ipv6Subnet && scope.ipv6 ? formatCIDR(lease.ipv6Subnet) : undefined;
+  // Kept per lease: array literals of exactly their length.
+  const claims = v4 && v6 ? [v4, v6] : v4 ? [v4] : v6 ? [v6] : [];
   return { refusal: checkLeaseScope(lease, scope), claims };
 }
 

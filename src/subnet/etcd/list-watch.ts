@@ -39,10 +39,8 @@ export class ListWatch {
       let broken!: () => void;
       const brokenPromise = new Promise<void>((resolve) => (broken = resolve));
       try {
-        const { values, revision } = await (handlers.list?.() ?? store.list(prefix));
-        if (this.closed) return;
-        await handlers.onList(values, revision);
-        if (this.closed) return;
+        const revision = await this.listOnce();
+        if (revision === undefined) return;
         const handle = await store.watchPrefix(prefix, revision + 1n, {
           onPut: (kv) => handlers.onPut(kv),
           onDelete: (key, deletedAt) => handlers.onDelete(key, deletedAt),
@@ -67,6 +65,17 @@ export class ListWatch {
         await sleep(delayMs);
       }
     }
+  }
+
+  /**
+   * Lists and hands the values over; undefined once closed. A function of its own so that the list (5,000
+   * values with their keys and JSON) is not kept alive by run()'s suspended frame while the watch runs.
+   */
+  private async listOnce(): Promise<bigint | undefined> {
+    const { values, revision } = await (this.handlers.list?.() ?? this.store.list(this.prefix));
+    if (this.closed) return undefined;
+    await this.handlers.onList(values, revision);
+    return this.closed ? undefined : revision;
   }
 
   async close(): Promise<void> {
