@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs weft's `flannel` CNI plugin on the host as /opt/cni/bin/flannel: one self-contained executable
-# (npm run build:cni compiles it with Bun), so the host needs no Node. It is written beside its target and
+# (npm run build:bin compiles it with Bun), so the host needs no Node. It is written beside its target and
 # renamed over it, so the runtime never runs a half-written plugin.
 set -eu
 dest=/opt/cni/bin

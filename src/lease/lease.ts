@@ -13,6 +13,11 @@ export interface LeaseAttrs {
   readonly backendV6Data: unknown;
 }
 
+/** Attributes with addresses only: no BackendType and no BackendData (flannel's udp, alloc, gce leases). */
+export function addressOnlyAttrs(publicIP: string | undefined, publicIPv6?: string): LeaseAttrs {
+  return { publicIP, publicIPv6, backendType: undefined, backendData: undefined, backendV6Data: undefined };
+}
+
 export interface Lease {
   /** The store key's last part, e.g. "10.244.4.0-24" or "10.244.4.0-24&fd44:0:0:36::-64". */
   readonly key: string;

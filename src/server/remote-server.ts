@@ -90,9 +90,7 @@ export class RemoteServer {
         (socket) => server.emit("connection", socket),
       );
       tlsServer.on("tlsClientError", (err) => options.warn(`TLS handshake failed: ${err.message}`));
-      this.front = net.createServer((socket) => {
-        this.frontSockets.add(socket);
-        socket.once("close", () => this.frontSockets.delete(socket));
+      this.front = this.frontListener((socket) => {
         socket.once("data", (chunk: Buffer) => {
           socket.pause();
           if (chunk[0] === TLS_HANDSHAKE) {
@@ -108,14 +106,19 @@ export class RemoteServer {
     }
   }
 
+  /** A listener in front of the HTTP server whose connections close() can end. */
+  private frontListener(onConnection: (socket: net.Socket) => void): net.Server {
+    return net.createServer((socket) => {
+      this.frontSockets.add(socket);
+      socket.once("close", () => this.frontSockets.delete(socket));
+      onConnection(socket);
+    });
+  }
+
   listen(target: ListenTarget): Promise<AddressInfo | string> {
     if (!this.front && "fd" in target) {
       const server = this.server;
-      this.front = net.createServer((socket) => {
-        this.frontSockets.add(socket);
-        socket.once("close", () => this.frontSockets.delete(socket));
-        server.emit("connection", socket);
-      });
+      this.front = this.frontListener((socket) => server.emit("connection", socket));
     }
     return new Promise((resolve, reject) => {
       const done = () => {

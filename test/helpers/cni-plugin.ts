@@ -1,6 +1,6 @@
 /**
  * The flannel CNI plugin every test runs: what the package ships (its `flannel` bin, the executable
- * dist/cni/flannel that `npm run build:cni` compiles), so the runtime under test is the production one.
+ * dist/cni/flannel that `npm run build:bin` compiles), so the runtime under test is the production one.
  * WEFT_CNI_PLUGIN=<path> tests another build, e.g. the Node bundle dist/cni/flannel.cjs.
  */
 import { readFileSync } from "node:fs";

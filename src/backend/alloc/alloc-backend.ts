@@ -4,7 +4,7 @@
  * packets. Like flannel's, the lease has no BackendType and no BackendData, and pods get the external
  * interface's MTU.
  */
-import type { Lease, LeaseAttrs } from "../../lease/lease.js";
+import { addressOnlyAttrs, type Lease, type LeaseAttrs } from "../../lease/lease.js";
 import type { Backend, BackendContext, BackendRegistration, BackendSetUp, DesiredPeers } from "../backend.js";
 
 export const allocRegistration: BackendRegistration = {
@@ -16,14 +16,11 @@ export const allocRegistration: BackendRegistration = {
 /** What alloc publishes: the public address only (flannel also sets just PublicIP). Pure. */
 export function allocLeaseAttrs(context: Pick<BackendContext, "config" | "extIface">): LeaseAttrs {
   const { config, extIface } = context;
-  return {
-    publicIP: config.ipv4 ? extIface.publicIP : undefined,
-    // flannel's alloc leaves PublicIPv6 null (and cannot run IPv6-only); weft publishes it when IPv6 is on.
-    publicIPv6: config.ipv6 ? extIface.publicIPv6 : undefined,
-    backendType: undefined,
-    backendData: undefined,
-    backendV6Data: undefined,
-  };
+  // flannel's alloc leaves PublicIPv6 null (and cannot run IPv6-only); weft publishes it when IPv6 is on.
+  return addressOnlyAttrs(
+    config.ipv4 ? extIface.publicIP : undefined,
+    config.ipv6 ? extIface.publicIPv6 : undefined,
+  );
 }
 
 export class AllocBackend implements Backend {

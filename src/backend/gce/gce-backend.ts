@@ -7,7 +7,7 @@
  * flannel-* routes whose lease is gone.
  */
 import { ConfigError } from "../../config/network-config.js";
-import type { Lease } from "../../lease/lease.js";
+import { addressOnlyAttrs, type Lease } from "../../lease/lease.js";
 import type { AnyStateKind } from "../../reconcile/state-kind.js";
 import { logEachDistinct, retry } from "../../retry/backoff.js";
 import { describeError, UserError } from "../../user-error.js";
@@ -131,13 +131,7 @@ export class GceBackend implements Backend {
     );
     return {
       // flanneld v0.7's gce lease carries only the PublicIP.
-      attrs: {
-        publicIP: ext.publicIP,
-        publicIPv6: undefined,
-        backendType: undefined,
-        backendData: undefined,
-        backendV6Data: undefined,
-      },
+      attrs: addressOnlyAttrs(ext.publicIP),
       mtu: ext.mtu,
     };
   }

@@ -9,7 +9,7 @@
 import { ConfigError } from "../../config/network-config.js";
 import { formatIP } from "../../ip/ip-address.js";
 import { networkAddress } from "../../ip/ip-network.js";
-import type { Lease } from "../../lease/lease.js";
+import { addressOnlyAttrs, type Lease } from "../../lease/lease.js";
 import type { AnyStateKind } from "../../reconcile/state-kind.js";
 import { UserError } from "../../user-error.js";
 import type { Backend, BackendContext, BackendRegistration, BackendSetUp, DesiredPeers } from "../backend.js";
@@ -80,13 +80,7 @@ export class UdpBackend implements Backend {
     log(`opened TUN device ${UDP_DEVICE} (MTU ${this.mtu}, UDP port ${this.settings.port})`);
     return {
       // flanneld's udp lease carries only the PublicIP: no BackendType, no BackendData.
-      attrs: {
-        publicIP: ext.publicIP,
-        publicIPv6: undefined,
-        backendType: undefined,
-        backendData: undefined,
-        backendV6Data: undefined,
-      },
+      attrs: addressOnlyAttrs(ext.publicIP),
       mtu: this.mtu,
     };
   }

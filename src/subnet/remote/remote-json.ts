@@ -8,7 +8,7 @@ import { isPlainObject } from "../../config/json-fields.js";
 import type { NetworkConfig } from "../../config/network-config.js";
 import { formatIP } from "../../ip/ip-address.js";
 import { formatCIDR, parseCIDR } from "../../ip/ip-network.js";
-import type { Lease, LeaseAttrs } from "../../lease/lease.js";
+import { addressOnlyAttrs, type Lease, type LeaseAttrs } from "../../lease/lease.js";
 import { decodeLeaseAttrs } from "../../lease/lease-json.js";
 import { subnetKey } from "../../lease/lease-key.js";
 import { describeValue } from "../../text/untrusted-text.js";
@@ -57,14 +57,7 @@ export function encodeApiLease({ lease, expiration }: ApiLease): string {
 
 /** A removed lease: v0.7 sends only its subnet, zero attrs and zero time. */
 export function removedApiLease(lease: Lease): ApiLease {
-  const attrs: LeaseAttrs = {
-    publicIP: undefined,
-    publicIPv6: undefined,
-    backendType: undefined,
-    backendData: undefined,
-    backendV6Data: undefined,
-  };
-  return { lease: { ...lease, attrs }, expiration: ZERO_TIME };
+  return { lease: { ...lease, attrs: addressOnlyAttrs(undefined) }, expiration: ZERO_TIME };
 }
 
 export function encodeWatchAnswer(answer: WatchAnswer): string {
