@@ -1,4 +1,5 @@
 #!/usr/bin/env -S node --max-semi-space-size=1 --expose-gc
+import { ensureHeapBudget } from "../runtime/heap-budget.js";
 import { weftVersion } from "../runtime/version.js";
 /**
  * The weftd command: flags, then the daemon; operator errors print one line, never a stack trace.
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${version()}\n`);
     return;
   }
+  ensureHeapBudget();
   const log = createLogger(flags.int("v"));
   if (flags.rest.length > 0) log.warn(`ignoring arguments after the flags: ${flags.rest.join(" ")}`);
 
