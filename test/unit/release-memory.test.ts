@@ -43,7 +43,7 @@ describe("releasing memory after bursts", () => {
       const child = spawnSync(runtime, ["-e", script], { encoding: "utf8", timeout: 30_000 });
       assert.equal(child.status, 0, child.stderr);
       const { before, advised, after } = JSON.parse(child.stdout) as Record<string, number>;
-      // The runtime's executable alone is tens of MB of read-only mappings.
+      // The runtime's executable alone is tens of MB of private file mappings.
       assert.ok(advised! > 10 * 1024 * 1024, `advised ${advised} bytes`);
       assert.ok(after! < before! / 2, `file-backed RSS ${before} kB -> ${after} kB`);
     } finally {
