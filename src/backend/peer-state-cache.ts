@@ -7,8 +7,24 @@ import type { Lease } from "../lease/lease.js";
 import { describeLeaseFault } from "../lease/lease-fault.js";
 import type { DesiredPeers, PeerProblem } from "./backend.js";
 
+/**
+ * One peer's part as it is kept, for as long as its lease lives: its entries in one flat array of
+ * exactly its length, kind name then entry ([ "route", r, "neigh", n, "fdb", f ]), and its problems only
+ * when it has any. One array per peer instead of an object per kind and an array per kind (with
+ * thousands of peers those small cells were megabytes of heap the collector could not give back).
+ */
+type KeptPart =
+  | readonly unknown[]
+  | { readonly entries: readonly unknown[]; readonly problems: readonly PeerProblem[] };
+
+type PartWithProblems = Exclude<KeptPart, readonly unknown[]>;
+
+function isWithProblems(part: KeptPart): part is PartWithProblems {
+  return !Array.isArray(part);
+}
+
 export class PeerStateCache {
-  private readonly byLease = new WeakMap<Lease, DesiredPeers>();
+  private readonly byLease = new WeakMap<Lease, KeptPart>();
 
   collect(own: Lease, peers: Iterable<Lease>, compute: (peer: Lease) => DesiredPeers): DesiredPeers {
     const state: Record<string, unknown[]> = {};
@@ -20,14 +36,15 @@ export class PeerStateCache {
         part = containPeer(peer, compute);
         this.byLease.set(peer, part);
       }
-      for (const kind in part.state) {
-        const entries = part.state[kind]!;
-        if (entries.length === 0) continue;
+      const withProblems = isWithProblems(part) ? part : undefined;
+      const entries = withProblems ? withProblems.entries : (part as readonly unknown[]);
+      for (let i = 0; i < entries.length; i += 2) {
+        const kind = entries[i] as string;
         const into = state[kind];
-        if (into) for (const entry of entries) into.push(entry);
-        else state[kind] = [...entries];
+        if (into) into.push(entries[i + 1]);
+        else state[kind] = [entries[i + 1]];
       }
-      for (const problem of part.problems) problems.push(problem);
+      if (withProblems) for (const problem of withProblems.problems) problems.push(problem);
     }
     return { state, problems };
   }
@@ -37,29 +54,24 @@ export class PeerStateCache {
  * One peer's part; an error raised while using its lease (a value no check foresaw) stays with that
  * peer, as its problem, with nothing of it kept, so every other peer is still programmed.
  */
-function containPeer(peer: Lease, compute: (peer: Lease) => DesiredPeers): DesiredPeers {
+function containPeer(peer: Lease, compute: (peer: Lease) => DesiredPeers): KeptPart {
   try {
-    return compact(compute(peer));
+    return keep(compute(peer));
   } catch (err) {
-    return {
-      state: {},
-      problems: [{ key: peer.key, reason: describeLeaseFault(err, "using it") }],
-    };
+    return { entries: [], problems: [{ key: peer.key, reason: describeLeaseFault(err, "using it") }] };
   }
 }
 
-const NO_PROBLEMS: readonly PeerProblem[] = Object.freeze([]);
-
-/**
- * A peer's part as it is kept, for as long as its lease lives: arrays of exactly their length (one grown
- * by push keeps room for more; with thousands of peers, each with a few one-entry arrays, that room was
- * megabytes), no empty kinds, and one shared empty problem list.
- */
-function compact(part: DesiredPeers): DesiredPeers {
-  const state: Record<string, readonly unknown[]> = {};
+function keep(part: DesiredPeers): KeptPart {
+  let count = 0;
+  for (const kind in part.state) count += part.state[kind]!.length;
+  const entries = new Array<unknown>(count * 2);
+  let at = 0;
   for (const kind in part.state) {
-    const entries = part.state[kind]!;
-    if (entries.length > 0) state[kind] = entries.slice();
+    for (const entry of part.state[kind]!) {
+      entries[at++] = kind;
+      entries[at++] = entry;
+    }
   }
-  return { state, problems: part.problems.length > 0 ? part.problems.slice() : NO_PROBLEMS };
+  return part.problems.length > 0 ? { entries, problems: part.problems.slice() } : entries;
 }

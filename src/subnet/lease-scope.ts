@@ -103,12 +103,20 @@ interface LeaseStanding {
   readonly claims: readonly string[];
 }
 
-function standing(lease: Lease, scope: LeaseScope): LeaseStanding {
+/**
+ * A standing as kept per lease: almost every lease is in scope with one subnet, and is kept as that
+ * subnet's CIDR text alone (no object or array of its own: with 5,000 peers those were ~1 MB of heap).
+ */
+type KeptStanding = string | LeaseStanding;
+
+function standing(lease: Lease, scope: LeaseScope): KeptStanding {
   const v4 = lease.subnet && scope.ipv4 ? formatCIDR(lease.subnet) : undefined;
   const v6 = lease.ipv6Subnet && scope.ipv6 ? formatCIDR(lease.ipv6Subnet) : undefined;
+  const refusal = checkLeaseScope(lease, scope);
+  if (!refusal && (v4 === undefined) !== (v6 === undefined)) return (v4 ?? v6)!;
   // Kept per lease: array literals of exactly their length.
   const claims = v4 && v6 ? [v4, v6] : v4 ? [v4] : v6 ? [v6] : [];
-  return { refusal: checkLeaseScope(lease, scope), claims };
+  return { refusal, claims };
 }
 
 /**
@@ -117,11 +125,12 @@ function standing(lease: Lease, scope: LeaseScope): LeaseStanding {
  * scope (our lease, the host's networks) needs a new ScopeChecks.
  */
 export class ScopeChecks {
-  private readonly standings = new WeakMap<Lease, LeaseStanding>();
+  private readonly standings = new WeakMap<Lease, KeptStanding>();
 
   constructor(readonly scope: LeaseScope) {}
 
-  of(lease: Lease): LeaseStanding {
+  /** The lease's standing: its one claimed CIDR (in scope), or its refusal and claims. */
+  of(lease: Lease): KeptStanding {
     let found = this.standings.get(lease);
     if (found === undefined) {
       found = standing(lease, this.scope);
@@ -150,19 +159,21 @@ export function partitionByScope(leases: Iterable<Lease>, scope: LeaseScope | Sc
   // Exact claims: with SubnetLen every peer subnet has one length, and in kube mode the controller
   // manager hands out disjoint pod CIDRs, so a shared subnet is an equal one.
   const claims = new Map<string, Lease[]>();
+  const claim = (cidr: string, lease: Lease) => {
+    const claimants = claims.get(cidr);
+    if (claimants) claimants.push(lease);
+    else claims.set(cidr, [lease]);
+  };
   for (const lease of leases) {
     if (lease.key === own) continue;
-    const { refusal, claims: cidrs } = checks.of(lease);
-    if (refusal) {
-      refused.push({ lease, refusal });
+    const kept = checks.of(lease);
+    if (typeof kept !== "string" && kept.refusal) {
+      refused.push({ lease, refusal: kept.refusal });
       continue;
     }
     candidates.push(lease);
-    for (const cidr of cidrs) {
-      const claimants = claims.get(cidr);
-      if (claimants) claimants.push(lease);
-      else claims.set(cidr, [lease]);
-    }
+    if (typeof kept === "string") claim(kept, lease);
+    else for (const cidr of kept.claims) claim(cidr, lease);
   }
   const contested = new Map<Lease, Refusal>();
   for (const [cidr, claimants] of claims) {

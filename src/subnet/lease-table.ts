@@ -34,7 +34,12 @@ export function decodeRawLease(raw: RawLease): DecodedLease {
   }
   try {
     const attrs = decodeLeaseAttrs(raw.value);
-    return { ok: true, lease: { key: raw.subnetKey, ...subnets, attrs, reservation: raw.reservation } };
+    // Written out, not spread: a spread lays the object out with room it never uses (one per lease).
+    const { subnet, ipv6Subnet } = subnets;
+    return {
+      ok: true,
+      lease: { key: raw.subnetKey, subnet, ipv6Subnet, attrs, reservation: raw.reservation },
+    };
   } catch (err) {
     return { ok: false, subnets, reason: describeLeaseFault(err, "reading it") };
   }
