@@ -146,6 +146,10 @@ describe("gRPC status", () => {
       "host unreachable",
     );
     assert.equal(
+      describeSocketError(coded("The pending stream has been canceled", "ERR_HTTP2_STREAM_CANCEL")),
+      "the connection closed",
+    );
+    assert.equal(
       describeSocketError(coded("self-signed certificate", "DEPTH_ZERO_SELF_SIGNED_CERT")),
       "TLS: self-signed certificate",
     );

@@ -74,6 +74,8 @@ const SOCKET_ERRORS: Record<string, string> = {
   ERR_HTTP2_GOAWAY_SESSION: "etcd closed the connection (GOAWAY)",
   ERR_HTTP2_INVALID_SESSION: "the connection is closed",
   ERR_HTTP2_SESSION_ERROR: "etcd closed the connection with an error",
+  // A call pending on a session that closed without an error of its own (Bun says so when etcd stops).
+  ERR_HTTP2_STREAM_CANCEL: "the connection closed",
   ERR_HTTP2_ERROR: "HTTP/2 protocol error (is this an etcd v3 client URL?)",
 };
 
