@@ -45,10 +45,25 @@ export function decodeLeaseAttrs(text: string): LeaseAttrs {
     // "0.0.0.0" is Go's zero IPv4: an IPv6-only host.
     publicIP: publicIP === "0.0.0.0" ? undefined : publicIP,
     publicIPv6,
-    backendType: optionalString(fields, "BackendType"),
+    backendType: internBackendType(optionalString(fields, "BackendType")),
     backendData: fields.get("BackendData"),
     backendV6Data: fields.get("BackendV6Data"),
   };
+}
+
+/**
+ * Every lease of a cluster names one of a few backend types; JSON.parse makes a string for each, so the
+ * lease table kept 5,000 copies of "vxlan". Bounded, so values someone else wrote cannot grow it.
+ */
+const backendTypes = new Map<string, string>();
+const BACKEND_TYPES_KEPT = 32;
+
+function internBackendType(type: string | undefined): string | undefined {
+  if (type === undefined) return undefined;
+  const known = backendTypes.get(type);
+  if (known !== undefined) return known;
+  if (backendTypes.size < BACKEND_TYPES_KEPT && type.length <= 32) backendTypes.set(type, type);
+  return type;
 }
 
 function optionalString(fields: JsonFields, key: string): string | undefined {
