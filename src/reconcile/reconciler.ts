@@ -70,16 +70,6 @@ export interface ReconcilerOptions {
   readonly onClean?: () => void;
 }
 
-function keyOf(slot: KindSlot, entry: unknown): string {
-  if (typeof entry !== "object" || entry === null) return slot.kind.key(entry);
-  let key = slot.keys.get(entry);
-  if (key === undefined) {
-    key = slot.kind.key(entry);
-    slot.keys.set(entry, key);
-  }
-  return key;
-}
-
 const DEFAULT_RETRY: BackoffOptions = { minMs: 1000, maxMs: 30_000 };
 
 interface KindSlot {
@@ -87,11 +77,6 @@ interface KindSlot {
   want: Map<string, unknown>;
   /** What the last clean run left, indexed; undefined means "read before trusting anything". */
   applied: Map<string, unknown> | undefined;
-  /**
-   * Each desired entry's key, remembered per entry object: backends keep an unchanged peer's entries,
-   * so a lease event keys only the entries it changed, not all 15,000.
-   */
-  keys: WeakMap<object, string>;
 }
 
 interface Failure {
@@ -154,7 +139,6 @@ export class Reconciler {
       kind,
       want: new Map(),
       applied: undefined,
-      keys: new WeakMap(),
     }));
     this.layers = [...new Set(options.kinds.map((k) => k.layer))].sort((a, b) => a - b);
     this.backoff = new Backoff(options.retry ?? DEFAULT_RETRY);
@@ -173,7 +157,7 @@ export class Reconciler {
       this.options.log(`desired ${name} entries ignored: the backend does not declare that kind`);
     }
     for (const slot of this.slots) {
-      slot.want = indexEntries(state[slot.kind.name] ?? [], (e) => keyOf(slot, e));
+      slot.want = indexEntries(state[slot.kind.name] ?? [], (e) => slot.kind.key(e));
     }
     this.hasDesired = true;
     return this.schedule(false);
