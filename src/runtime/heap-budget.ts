@@ -7,8 +7,9 @@
  * (BENCHMARKS.md). It only changes when JSC collects, never how much it may use.
  *
  * JSC reads its options once, from its environment, when it starts, so weftd re-executes itself (same
- * pid, same arguments and descriptors) with the option set; an operator's own value is kept. On Node
- * (development) there is nothing to do.
+ * pid, same arguments, stdio) with the option set; an operator's own value is kept. Bun's execve keeps
+ * no other inherited descriptor, so under socket activation (LISTEN_FDS: --listen=fd://) weftd runs
+ * as it is. On Node (development) there is nothing to do.
  */
 
 /** JSC's option, in bytes. */
@@ -30,7 +31,7 @@ export function reexecArguments(
   env: Readonly<Record<string, string | undefined>>,
   onBun: boolean,
 ): { file: string; args: string[]; env: Record<string, string | undefined> } | undefined {
-  if (!onBun || env[HEAP_RAM_OPTION] !== undefined) return undefined;
+  if (!onBun || env[HEAP_RAM_OPTION] !== undefined || env["LISTEN_FDS"] !== undefined) return undefined;
   const compiled = argv[1]?.startsWith(EMBEDDED_ENTRY) ?? false;
   // A compiled executable gets only the user's arguments; `bun [flags] script.js` gets its flags and script again.
   const rest = compiled ? argv.slice(2) : [...execArgv, ...argv.slice(1)];

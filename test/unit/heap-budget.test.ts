@@ -37,12 +37,14 @@ describe("weftd's heap budget", () => {
     ]);
   });
 
-  it("does nothing on Node, or when the option is set already (an operator's value, or after the re-exec)", () => {
+  it("does nothing on Node, when the option is set (an operator's, or after the re-exec), or under socket activation", () => {
     const argv = ["bun", "/$bunfs/root/weftd-main"];
     assert.equal(reexecArguments(argv, [], "/usr/bin/node", env, false), undefined);
     assert.equal(
       reexecArguments(argv, [], "/opt/weft/bin/weftd", { [HEAP_RAM_OPTION]: "50000000" }, true),
       undefined,
     );
+    // The socket systemd passes would not survive Bun's execve.
+    assert.equal(reexecArguments(argv, [], "/opt/weft/bin/weftd", { LISTEN_FDS: "1" }, true), undefined);
   });
 });
