@@ -23,7 +23,7 @@ interface Execve {
   execve?(file: string, args: string[], env: Record<string, string | undefined>): never;
 }
 
-/** The arguments a re-execution needs, or undefined when there is nothing to do (Node, or already set). */
+/** What to re-execute; undefined when there is nothing to do (Node, set already, socket activation). */
 export function reexecArguments(
   argv: readonly string[],
   execArgv: readonly string[],
