@@ -33,7 +33,8 @@ export function reexecArguments(
 ): { file: string; args: string[]; env: Record<string, string | undefined> } | undefined {
   if (!onBun || env[HEAP_RAM_OPTION] !== undefined || env["LISTEN_FDS"] !== undefined) return undefined;
   const compiled = argv[1]?.startsWith(EMBEDDED_ENTRY) ?? false;
-  // A compiled executable gets only the user's arguments; `bun [flags] script.js` gets its flags and script again.
+  // A compiled executable gets only the user's arguments; `bun [flags] script.js` gets its flags and
+  // script again.
   const rest = compiled ? argv.slice(2) : [...execArgv, ...argv.slice(1)];
   return { file: execPath, args: [execPath, ...rest], env: { ...env, [HEAP_RAM_OPTION]: HEAP_RAM_BYTES } };
 }
