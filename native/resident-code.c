@@ -11,7 +11,6 @@
 #include "resident-code.h"
 
 #include <stdio.h>
-#include <string.h>
 #include <sys/mman.h>
 
 #ifndef MADV_PAGEOUT

@@ -36,15 +36,14 @@ export class PeerStateCache {
         part = containPeer(peer, compute);
         this.byLease.set(peer, part);
       }
-      const withProblems = isWithProblems(part) ? part : undefined;
-      const entries = withProblems ? withProblems.entries : (part as readonly unknown[]);
+      const entries = isWithProblems(part) ? part.entries : part;
       for (let i = 0; i < entries.length; i += 2) {
         const kind = entries[i] as string;
         const into = state[kind];
         if (into) into.push(entries[i + 1]);
         else state[kind] = [entries[i + 1]];
       }
-      if (withProblems) for (const problem of withProblems.problems) problems.push(problem);
+      if (isWithProblems(part)) for (const problem of part.problems) problems.push(problem);
     }
     return { state, problems };
   }

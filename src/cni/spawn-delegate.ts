@@ -4,6 +4,7 @@
  * node:child_process is emulated in JavaScript and its first spawnSync costs ~8 ms more; under Node (the
  * development runtime) child_process.spawnSync. Both report a failed spawn the same way, by errno code.
  */
+import { type BunRuntime, bun } from "../runtime/bun.js";
 
 /** How a delegate ended and what it printed, or why it could not run. */
 export interface DelegateRun {
@@ -19,33 +20,13 @@ export interface DelegateRun {
 const maxBuffer = 64 * 1024 * 1024;
 const noOutput = Buffer.alloc(0);
 
-/** The part of Bun's API used here (the package does not depend on Bun's types). */
-interface BunSpawnSync {
-  spawnSync(options: {
-    cmd: string[];
-    stdin: Buffer;
-    env: Record<string, string | undefined>;
-    stdout: "pipe";
-    stderr: "pipe";
-    maxBuffer: number;
-  }): {
-    exitCode: number | null;
-    signalCode: string | null;
-    stdout: Buffer | undefined;
-    stderr: Buffer | undefined;
-    exitedDueToMaxBuffer?: boolean;
-  };
-}
-
-const bun = (globalThis as { Bun?: BunSpawnSync }).Bun;
-
 /** child_process's wording of a failed spawn, e.g. `spawnSync /opt/cni/bin/bridge EACCES`. */
 function spawnFailure(path: string, code: string): DelegateRun["error"] {
   return { code, message: `spawnSync ${path} ${code}` };
 }
 
-function runOnBun(runtime: BunSpawnSync, path: string, input: Buffer, env: NodeJS.ProcessEnv): DelegateRun {
-  let run: ReturnType<BunSpawnSync["spawnSync"]>;
+function runOnBun(runtime: BunRuntime, path: string, input: Buffer, env: NodeJS.ProcessEnv): DelegateRun {
+  let run: ReturnType<BunRuntime["spawnSync"]>;
   try {
     run = runtime.spawnSync({ cmd: [path], stdin: input, env, stdout: "pipe", stderr: "pipe", maxBuffer });
   } catch (err) {

@@ -1,5 +1,6 @@
 /** Runs a firewall tool (iptables-save, nft, ...) with optional stdin; one clear error when it fails. */
 import { execFile } from "node:child_process";
+import { type BunRuntime, bun } from "../runtime/bun.js";
 import { UserError } from "../user-error.js";
 
 /** The tool exited non-zero; stderr says why (e.g. nft's "No such file or directory" for a missing table). */
@@ -14,16 +15,6 @@ export class CommandFailed extends UserError {
 
 const TIMEOUT_MS = 30_000;
 
-/** The part of Bun's API used here (the package does not depend on Bun's types). */
-interface BunSpawn {
-  spawn(
-    cmd: string[],
-    options: { stdin: Buffer | "ignore"; stdout: "pipe"; stderr: "pipe"; timeout: number },
-  ): { stdout: ReadableStream<Uint8Array>; stderr: ReadableStream<Uint8Array>; exited: Promise<number> };
-}
-
-const bun = (globalThis as { Bun?: BunSpawn }).Bun;
-
 function notInstalled(command: string, pkg: string): UserError {
   return new UserError(`${command} is not installed`, `install the ${pkg} package`);
 }
@@ -36,8 +27,8 @@ function failed(command: string, args: string[], stderr: string, otherwise: stri
  * On Bun (what ships) through Bun.spawn: node:child_process is emulated there in JavaScript, and the
  * resync every 5 s brought ~5 MB of its code back into memory each time. Under Node, execFile.
  */
-async function runOnBun(runtime: BunSpawn, command: string, args: string[], pkg: string, input?: string) {
-  let child: ReturnType<BunSpawn["spawn"]>;
+async function runOnBun(runtime: BunRuntime, command: string, args: string[], pkg: string, input?: string) {
+  let child: ReturnType<BunRuntime["spawn"]>;
   try {
     const stdin = input === undefined ? "ignore" : Buffer.from(input);
     child = runtime.spawn([command, ...args], { stdin, stdout: "pipe", stderr: "pipe", timeout: TIMEOUT_MS });

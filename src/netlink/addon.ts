@@ -20,7 +20,7 @@ export interface NetlinkAddon {
 }
 
 export interface ResidentCodeAddon {
-  /** Gives the process's clean read-only file pages back to the kernel (MADV_PAGEOUT); bytes advised. */
+  /** Gives the clean pages of private file mappings back to the kernel (MADV_PAGEOUT); bytes advised. */
   pageOutCode(): number;
 }
 

@@ -135,11 +135,7 @@ export class Reconciler {
     const twice = names.find((name, i) => names.indexOf(name) !== i);
     // Desired entries are found by kind name, so two kinds with one name would take each other's.
     if (twice) throw new Error(`two kinds of state are named "${twice}"`);
-    this.slots = options.kinds.map((kind) => ({
-      kind,
-      want: new Map(),
-      applied: undefined,
-    }));
+    this.slots = options.kinds.map((kind) => ({ kind, want: new Map(), applied: undefined }));
     this.layers = [...new Set(options.kinds.map((k) => k.layer))].sort((a, b) => a - b);
     this.backoff = new Backoff(options.retry ?? DEFAULT_RETRY);
   }

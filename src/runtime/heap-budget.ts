@@ -11,6 +11,7 @@
  * no other inherited descriptor, so under socket activation (LISTEN_FDS: --listen=fd://) weftd runs
  * as it is. On Node (development) there is nothing to do.
  */
+import { bun } from "./bun.js";
 
 /** JSC's option, in bytes. */
 export const HEAP_RAM_OPTION = "BUN_JSC_forceRAMSize";
@@ -41,8 +42,13 @@ export function reexecArguments(
 
 /** Re-executes weftd with the heap budget set, once; returns only when that is not needed or not possible. */
 export function ensureHeapBudget(): void {
-  const onBun = typeof (process.versions as { bun?: string }).bun === "string";
-  const run = reexecArguments(process.argv, process.execArgv, process.execPath, process.env, onBun);
+  const run = reexecArguments(
+    process.argv,
+    process.execArgv,
+    process.execPath,
+    process.env,
+    bun !== undefined,
+  );
   const { execve } = process as unknown as Execve;
   if (!run || typeof execve !== "function") return;
   try {

@@ -5,9 +5,9 @@
  * weftd was started with --expose-gc (its "#!" line has it).
  */
 import { residentCodeAddon } from "../netlink/addon.js";
+import { bun } from "./bun.js";
 
 export function releaseMemory(): void {
-  const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
   if (bun !== undefined) bun.gc(true);
   else (globalThis as { gc?: () => void }).gc?.();
   residentCodeAddon().pageOutCode();
